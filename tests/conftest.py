@@ -1,0 +1,38 @@
+"""Shared test helpers: the metafor reference cases (copied from shared/reference)."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+TESTS = Path(__file__).parent
+REFERENCE = TESTS / "metafor_cases.json"
+
+
+def load_cases(path=REFERENCE):
+    """All reference cases of a metafor JSON file (see tests/make_metafor_cases.R)."""
+    return json.loads(Path(path).read_text())["cases"]
+
+
+def cases_where(pred, path=REFERENCE):
+    """pytest params (id = case name) for the cases that satisfy ``pred(case)``."""
+    return [pytest.param(c, id=c["case"]) for c in load_cases(path) if pred(c)]
+
+
+def rows_frame(case):
+    """The case's input rows as a DataFrame."""
+    return pd.DataFrame(case["rows"])
+
+
+def assert_close(actual, expected, rel=1e-8, abs_=1e-10, what=""):
+    """Compare numbers or sequences; metafor's JSON writes NA/NULL as {} or None (skipped)."""
+    import numpy as np
+
+    if expected in ({}, None):
+        return
+    a = np.atleast_1d(np.asarray(actual, dtype=float))
+    e = np.atleast_1d(np.asarray([np.nan if x in ({}, None) else x for x in np.atleast_1d(expected)],
+                                 dtype=float))
+    assert a.shape == e.shape, f"{what}: shape {a.shape} != {e.shape}"
+    ok = np.isclose(a, e, rtol=rel, atol=abs_) | (np.isnan(e) & np.isnan(a))
+    assert ok.all(), f"{what}: got {a[~ok]}, metafor {e[~ok]}"

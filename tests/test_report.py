@@ -1,0 +1,84 @@
+"""Unit tests of the reproduction-status rules (metapool.report.classify) with synthetic numbers."""
+import math
+
+import pandas as pd
+import pytest
+
+from metapool.report import STATUSES, _md_table, classify, reproduction_markdown, unit_of
+
+
+def pub(est, lb=math.nan, ub=math.nan):
+    return {"estimate": est, "ci_lb": lb, "ci_ub": ub}
+
+
+@pytest.mark.parametrize("computed, expected", [
+    (pub(1.0964, 0.5436, 1.6494), "reproduced"),     # all within half a unit of 3 decimals
+    (pub(1.0955, 0.5444, 1.6485), "reproduced"),     # rounding up to the printed digits
+    (pub(1.0974, 0.544, 1.649), "close"),            # estimate 1.4 units off
+    (pub(1.096, 0.544, 1.6525), "differs"),          # one CI bound 3.5 units off
+    (pub(1.099, 0.544, 1.649), "differs"),           # estimate 3 units off
+])
+def test_smd_rules_use_every_printed_number(computed, expected):
+    assert classify(pub(1.096, 0.544, 1.649), computed, 3, "SMD")[0] == expected
+
+
+def test_missing_computed_bound_is_not_reproduced():
+    assert classify(pub(1.096, 0.544, 1.649), pub(1.096), 3, "SMD")[0] == "differs"
+
+
+def test_unprinted_bounds_are_not_compared():
+    assert classify(pub(0.548), pub(0.5484, 0.37, 0.72), 3, "PR")[0] == "reproduced"
+
+
+@pytest.mark.parametrize("computed, expected", [
+    (0.5485, "reproduced"), (0.5486, "close"),         # 54.85% rounds to 54.9%: not reproduced
+    (0.557, "close"),                                   # 0.9 percentage points: proportions are close
+    (0.559, "differs"),                                 # 1.1 percentage points
+])
+def test_proportion_tolerance_is_one_percentage_point(computed, expected):
+    assert classify(pub(0.548), pub(computed), 3, "PLO")[0] == expected
+
+
+def test_one_percentage_point_does_not_apply_to_other_measures():
+    assert classify(pub(0.548), pub(0.557), 3, "SMD")[0] == "differs"
+
+
+def test_two_decimal_targets_use_their_own_unit():
+    assert classify(pub(0.50, 0.33, 0.67), pub(0.504, 0.334, 0.666), 2, "SMD")[0] == "reproduced"
+    assert classify(pub(0.50, 0.33, 0.67), pub(0.515, 0.33, 0.67), 2, "SMD")[0] == "close"
+    assert classify(pub(0.50, 0.33, 0.67), pub(0.53, 0.33, 0.67), 2, "SMD")[0] == "differs"
+
+
+@pytest.mark.parametrize("published, computed", [
+    (pub(math.nan), pub(0.5)),                # the paper prints no number
+    (pub(0.5), pub(math.nan)),                # nothing computed (no data)
+    (pub(None), {}),
+])
+def test_nothing_to_compare_is_not_reproducible(published, computed):
+    status, worst = classify(published, computed, 3, "PR")
+    assert status == "not reproducible" and math.isnan(worst)
+
+
+def test_worst_difference_is_in_units_of_last_digit():
+    status, worst = classify(pub(1.13, 0.97, 1.29), pub(1.13, 0.95, 1.29), 2, "SMD")
+    assert status == "close" and worst == pytest.approx(2.0)
+
+
+def test_unit_read_off_the_number_when_decimals_missing():
+    assert unit_of(0.548) == pytest.approx(0.001)
+    assert unit_of(-0.54) == pytest.approx(0.01)
+    assert unit_of(1.0, 2) == pytest.approx(0.01)
+    assert classify(pub(-0.54), pub(-0.544), None, "SMD")[0] == "reproduced"
+
+
+def test_markdown_lists_every_status_and_escapes_pipes():
+    rep = pd.DataFrame([{"target_id": "t|1", "paper": "P", "outcome": "o", "subgroup": "", "measure": "PR",
+                         "model": "FE", "decimals": 3, "k": 1, "published_estimate": 0.5,
+                         "published_ci_lb": math.nan, "published_ci_ub": math.nan,
+                         "computed_estimate": 0.5, "computed_ci_lb": 0.4, "computed_ci_ub": 0.6,
+                         "status": "reproduced", "reason": "a | b"}])
+    md = reproduction_markdown(rep)
+    for s in STATUSES:
+        assert s in md
+    assert "t\\|1" in md and "a \\| b" in md
+    assert _md_table(pd.DataFrame({"x": [1]})).count("\n") == 3

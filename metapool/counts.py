@@ -1,0 +1,293 @@
+"""Mantel-Haenszel and Peto pooling of 2x2 tables (fixed/common-effect models).
+
+Both methods pool the tables directly rather than the per-study effect sizes; the
+per-study ``yi``/``vi`` (with a continuity correction for zero cells) are only used for
+Cochran's Q, I², H² and for display, exactly as in R metafor.
+
+Validated against
+-----------------
+R metafor 3.8-1 ``rma.mh(measure = "OR" | "RR" | "RD")`` and ``rma.peto()`` with their
+default arguments (``add = 1/2, to = "only0", drop00 = TRUE`` for the per-study values, no
+correction of the tables themselves); see ``tests/test_counts.py`` and the ``*_MH`` /
+``*_PETO`` cases of ``tests/metafor_cases.json``.
+
+References
+----------
+Mantel N, Haenszel W (1959). J Natl Cancer Inst 22:719-748.
+Robins J, Breslow N, Greenland S (1986). Biometrics 42:311-323 (variance of the MH log OR).
+Greenland S, Robins JM (1985). Biometrics 41:55-68 (variances of the MH log RR and RD).
+Yusuf S, Peto R, Lewis J, Collins R, Sleight P (1985). Prog Cardiovasc Dis 27:335-371.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2, norm
+
+from .results import MetaResult
+
+__all__ = ["mantel_haenszel", "peto", "MH_MEASURES", "COUNT_COLUMNS"]
+
+#: Measures that :func:`mantel_haenszel` pools.
+MH_MEASURES = ("OR", "RR", "RD")
+#: Input columns (besides ``study``) of a two-arm count table.
+COUNT_COLUMNS = ("events_treat", "total_treat", "events_ctrl", "total_ctrl")
+_TO = ("all", "only0", "if0all", "none")
+
+
+def _tables(data: pd.DataFrame) -> tuple[tuple, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Study labels and the cells a, b, c, d of each 2x2 table (validated)."""
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    missing = [c for c in ("study",) + COUNT_COLUMNS if c not in data.columns]
+    if missing:
+        raise ValueError("two-arm count data need the columns study, " + ", ".join(COUNT_COLUMNS)
+                         + "; missing: " + ", ".join(missing))
+    if len(data) == 0:
+        raise ValueError("no studies to pool (the table has no rows)")
+    cols = {}
+    for c in COUNT_COLUMNS:
+        x = pd.to_numeric(data[c], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(x) | (x < 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"column {c!r}, study {data['study'].iloc[i]!r}: value "
+                             f"{data[c].iloc[i]!r} is not a non-negative number")
+        cols[c] = x
+    a, n1, c_, n2 = (cols[c] for c in COUNT_COLUMNS)
+    for ev, tot, arm in ((a, n1, "treat"), (c_, n2, "ctrl")):
+        bad = (ev > tot) | (tot <= 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"study {data['study'].iloc[i]!r}: events_{arm} = {ev[i]:g} and "
+                             f"total_{arm} = {tot[i]:g} (need 0 <= events <= total and total > 0)")
+    study = tuple(str(s) for s in data["study"])
+    return study, a, n1 - a, c_, n2 - c_
+
+
+def _study_effects(measure, a, b, c, d, add, to, drop00):
+    """Per-study yi, vi as metafor's ``escalc`` computes them (NaN for dropped double zeros).
+
+    Continuity correction ``add`` is applied to all four cells of the tables selected by
+    ``to`` (``"only0"``: tables with a zero cell; ``"all"``; ``"if0all"``: all tables when
+    any has a zero cell; ``"none"``).  With ``drop00`` tables with no events or only events
+    in both arms get NaN.
+    """
+    if to not in _TO:
+        raise ValueError(f"to must be one of {', '.join(_TO)}; got {to!r}")
+    a, b, c, d = (np.array(x, dtype=float) for x in (a, b, c, d))
+    if drop00:
+        id00 = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
+        for x in (a, b, c, d):
+            x[id00] = np.nan
+    zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
+    if to == "all":
+        sel = np.ones_like(a, dtype=bool)
+    elif to == "only0":
+        sel = zero
+    elif to == "if0all":
+        sel = np.full(a.shape, bool(zero.any()))
+    else:
+        sel = np.zeros_like(a, dtype=bool)
+    a, b, c, d = (np.where(sel, x + add, x) for x in (a, b, c, d))
+    n1, n2 = a + b, c + d
+    n = n1 + n2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "OR":
+            yi = np.log(a * d / (b * c))
+            vi = 1 / a + 1 / b + 1 / c + 1 / d
+        elif measure == "RR":
+            yi = np.log((a / n1) / (c / n2))
+            vi = 1 / a - 1 / n1 + 1 / c - 1 / n2
+        elif measure == "RD":
+            p1, p2 = a / n1, c / n2
+            yi = p1 - p2
+            vi = p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+        else:  # PETO
+            xt, yt = a + c, b + d
+            Vi = xt * yt * (n1 / n) * (n2 / n) / (n - 1)
+            yi = (a - xt * n1 / n) / Vi
+            vi = 1 / Vi
+    return yi, vi
+
+
+def _heterogeneity(Q: float, k_yi: int) -> dict:
+    """Q test, I² = 100 (Q - df)/Q and H² = Q/df as metafor's rma.mh/rma.peto report them."""
+    if k_yi > 1:
+        df = k_yi - 1
+        return {"Q": Q, "Q_df": float(df), "Q_pval": float(chi2.sf(Q, df)),
+                "I2": max(0.0, 100 * (Q - df) / Q) if Q > 0 else 0.0, "H2": Q / df}
+    return {"Q": 0.0, "Q_df": 0.0, "Q_pval": 1.0, "I2": 0.0, "H2": 1.0}
+
+
+def _inference(beta: float, se: float, level: float) -> dict:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95); got {level!r}")
+    z = norm.ppf(0.5 + level / 2)
+    stat = beta / se if se > 0 else math.nan
+    return {"estimate": beta, "se": se, "stat": stat, "pval": float(2 * norm.sf(abs(stat))),
+            "ci_lb": beta - z * se, "ci_ub": beta + z * se}
+
+
+def _notes(study, id00, zero, add, to, drop00, measure) -> tuple:
+    notes = []
+    if drop00 and id00.any():
+        names = ", ".join(s for s, x in zip(study, id00) if x)
+        use = "but its table still counts in the pooled RD" if measure == "RD" else \
+            "and its table adds nothing to the pooled estimate"
+        notes.append(f"Double-zero (or double-all) studies have no study effect size ({use}); "
+                     f"not in Q: {names}")
+    corrected = zero & ~id00 if drop00 else zero
+    if to != "none" and add and corrected.any():
+        names = ", ".join(s for s, x in zip(study, corrected) if x)
+        notes.append(f"Continuity correction {add:g} added to the study effect sizes (to = {to!r}; "
+                     f"the pooled estimate uses the uncorrected tables): {names}")
+    return tuple(notes)
+
+
+def _mh_estimate(measure, a, b, c, d):
+    """Pooled MH estimate (analysis scale), its SE and the per-table weights."""
+    n1, n2 = a + b, c + d
+    n = n1 + n2
+    if measure == "OR":
+        P, Qc = (a + d) / n, (b + c) / n
+        Ri, Si = a * d / n, b * c / n
+        R, S = Ri.sum(), Si.sum()
+        w = Si
+        if R == 0 or S == 0:
+            return math.nan, math.nan, w
+        var = 0.5 * ((P * Ri).sum() / R**2 + (P * Si + Qc * Ri).sum() / (R * S) + (Qc * Si).sum() / S**2)
+        return math.log(R / S), math.sqrt(var), w
+    if measure == "RR":
+        R, S = (a * n2 / n).sum(), (c * n1 / n).sum()
+        w = c * n1 / n
+        if a.sum() == 0 or c.sum() == 0:
+            return math.nan, math.nan, w
+        var = (n1 / n * n2 / n * (a + c) - a * c / n).sum() / (R * S)
+        return math.log(R / S), math.sqrt(var), w
+    w = n1 * n2 / n
+    W = w.sum()
+    beta = (a * n2 / n - c * n1 / n).sum() / W
+    num = beta * (c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2).sum() \
+        + (a * (n2 - c) / n + c * (n1 - a) / n).sum() / 2
+    return beta, math.sqrt(num / W**2), w
+
+
+def _percent(w: np.ndarray) -> np.ndarray:
+    total = w.sum()
+    return 100 * w / total if total > 0 else np.full(w.shape, math.nan)
+
+
+def mantel_haenszel(data: pd.DataFrame, measure: str, *, level: float = 0.95, add: float = 0.5,
+                    to: str = "only0", drop00: bool = True) -> MetaResult:
+    """Mantel-Haenszel common-effect pooling of 2x2 tables (OR, RR or RD).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per study with columns ``study, events_treat, total_treat, events_ctrl,
+        total_ctrl`` (further columns are ignored).
+    measure : {"OR", "RR", "RD"}
+        Odds ratio, risk ratio (both pooled on the log scale) or risk difference.
+    level : float
+        Confidence level of the interval.
+    add, to, drop00
+        Continuity correction of the *per-study* effect sizes used for Q, I² and display
+        (metafor's ``escalc`` arguments; defaults as in ``rma.mh``).  The pooled estimate uses
+        the uncorrected tables (metafor's default ``to[2] = "none"``).
+
+    Returns
+    -------
+    MetaResult
+        ``method="MH"``, ``test="z"``, analysis scale log OR / log RR / RD.  ``k`` counts
+        all tables; ``yi``/``vi`` are NaN for double-zero studies dropped by ``drop00``.
+        ``weights`` are metafor's MH weights in percent (``weights(rma.mh(...))``).
+        I² = 100 (Q - (k - 1))/Q with Q computed from the inverse-variance weights and the
+        MH estimate; tau², its CI and the prediction interval are NaN.  The estimate is NaN
+        when there are no events (OR, RR) or no non-events (OR) in one arm of every table.
+
+    Notes
+    -----
+    Variance of the log OR by Robins, Breslow and Greenland (1986); of the log RR and the RD by
+    Greenland and Robins (1985).  Validated against R metafor 3.8-1 ``rma.mh``.
+    """
+    measure = str(measure).upper()
+    if measure not in MH_MEASURES:
+        raise ValueError(f"Mantel-Haenszel pools OR, RR or RD; got measure {measure!r}")
+    study, a, b, c, d = _tables(data)
+    yi, vi = _study_effects(measure, a, b, c, d, add, to, drop00)
+    beta, se, w = _mh_estimate(measure, a, b, c, d)
+    ok = np.isfinite(yi) & np.isfinite(vi)
+    Q = max(0.0, float(((yi[ok] - beta) ** 2 / vi[ok]).sum())) if ok.any() else 0.0
+    het = _heterogeneity(Q, int(ok.sum()))
+    if not np.isfinite(beta):
+        het.update(Q=math.nan, Q_pval=math.nan, I2=math.nan, H2=math.nan)
+    id00 = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
+    zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
+    notes = _notes(study, id00, zero, add, to, drop00, measure)
+    if not np.isfinite(beta):
+        notes += ("MH estimate undefined: no events (or no non-events) in one arm of every table",)
+    return MetaResult(measure=measure, method="MH", test="z", level=level, study=study, yi=yi, vi=vi,
+                      weights=_percent(w), k=len(study), ni=a + b + c + d, notes=notes,
+                      **_inference(beta, se, level), **het)
+
+
+def peto(data: pd.DataFrame, *, level: float = 0.95, add: float = 0.5, to: str = "only0",
+         drop00: bool = True) -> MetaResult:
+    """Peto's one-step pooled odds ratio of 2x2 tables.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per study with columns ``study, events_treat, total_treat, events_ctrl,
+        total_ctrl`` (further columns are ignored).
+    level : float
+        Confidence level of the interval.
+    add, to, drop00
+        Continuity correction of the per-study Peto log odds ratios (display only), as in
+        metafor's ``rma.peto``; the pooled estimate and Q use the uncorrected tables.
+
+    Returns
+    -------
+    MetaResult
+        ``measure="PETO"``, ``method="PETO"``, analysis scale log OR.  The estimate is
+        sum(O - E) / sum(V) with hypergeometric E and V, its SE 1/sqrt(sum V).  Q is
+        sum((O - E)²/V) - (sum(O - E))²/sum(V) over tables with V > 0, with k - 1 df (k after
+        dropping double-zero studies); I² = 100 (Q - df)/Q.  Weights are V in percent.
+
+    Raises
+    ------
+    ValueError
+        When no table has both outcomes (every V is 0), as metafor does.
+
+    Notes
+    -----
+    Yusuf et al. (1985).  Validated against R metafor 3.8-1 ``rma.peto``.
+    """
+    study, a, b, c, d = _tables(data)
+    yi, vi = _study_effects("PETO", a, b, c, d, add, to, drop00)
+    n1, n2 = a + b, c + d
+    n = n1 + n2
+    xt, yt = a + c, b + d
+    E = xt * n1 / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        V = np.where(n > 1, xt * yt * (n1 / n) * (n2 / n) / (n - 1), 0.0)
+    if V.sum() == 0:
+        raise ValueError("Peto's method needs at least one table in which both outcomes occur "
+                         "(every table has no events, or only events)")
+    beta = float((a - E).sum() / V.sum())
+    se = math.sqrt(1 / V.sum())
+    pos = V > 0
+    Q = max(0.0, float(((a - E)[pos] ** 2 / V[pos]).sum() - (a - E).sum() ** 2 / V[pos].sum()))
+    k_yi = int((np.isfinite(yi) & np.isfinite(vi)).sum())
+    het = _heterogeneity(Q, k_yi)
+    if pos.sum() <= 1:  # metafor: Q is still reported, but its p-value is 1, I2 = 0, H2 = 1
+        het.update(Q=Q, Q_df=float(max(k_yi - 1, 0)), Q_pval=1.0, I2=0.0, H2=1.0)
+    id00 = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
+    zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
+    return MetaResult(measure="PETO", method="PETO", test="z", level=level, study=study, yi=yi, vi=vi,
+                      weights=_percent(V), k=len(study), ni=n,
+                      notes=_notes(study, id00, zero, add, to, drop00, "PETO"),
+                      **_inference(beta, se, level), **het)

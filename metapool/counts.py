@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2, norm
 
+from .effects import escalc
 from .results import MetaResult
 
 __all__ = ["mantel_haenszel", "peto", "MH_MEASURES", "COUNT_COLUMNS"]
@@ -34,11 +35,14 @@ __all__ = ["mantel_haenszel", "peto", "MH_MEASURES", "COUNT_COLUMNS"]
 MH_MEASURES = ("OR", "RR", "RD")
 #: Input columns (besides ``study``) of a two-arm count table.
 COUNT_COLUMNS = ("events_treat", "total_treat", "events_ctrl", "total_ctrl")
-_TO = ("all", "only0", "if0all", "none")
 
 
-def _tables(data: pd.DataFrame) -> tuple[tuple, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Study labels and the cells a, b, c, d of each 2x2 table (validated)."""
+def _tables(data: pd.DataFrame, measure: str, add: float, to: str, drop00: bool):
+    """Validated 2x2 tables and metafor's per-study yi/vi (NaN where escalc drops the study).
+
+    Returns ``study, a, b, c, d, yi, vi, notes``; validation and the continuity-corrected
+    per-study values come from :func:`metapool.effects.escalc` (messages name study and column).
+    """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     missing = [c for c in ("study",) + COUNT_COLUMNS if c not in data.columns]
@@ -47,70 +51,16 @@ def _tables(data: pd.DataFrame) -> tuple[tuple, np.ndarray, np.ndarray, np.ndarr
                          + "; missing: " + ", ".join(missing))
     if len(data) == 0:
         raise ValueError("no studies to pool (the table has no rows)")
-    cols = {}
-    for c in COUNT_COLUMNS:
-        x = pd.to_numeric(data[c], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(x) | (x < 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"column {c!r}, study {data['study'].iloc[i]!r}: value "
-                             f"{data[c].iloc[i]!r} is not a non-negative number")
-        cols[c] = x
-    a, n1, c_, n2 = (cols[c] for c in COUNT_COLUMNS)
-    for ev, tot, arm in ((a, n1, "treat"), (c_, n2, "ctrl")):
-        bad = (ev > tot) | (tot <= 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"study {data['study'].iloc[i]!r}: events_{arm} = {ev[i]:g} and "
-                             f"total_{arm} = {tot[i]:g} (need 0 <= events <= total and total > 0)")
+    data = data.reset_index(drop=True)
+    es = escalc(measure, data[["study", *COUNT_COLUMNS]], add=add, to=to, drop00=drop00, kind="binary")
     study = tuple(str(s) for s in data["study"])
-    return study, a, n1 - a, c_, n2 - c_
-
-
-def _study_effects(measure, a, b, c, d, add, to, drop00):
-    """Per-study yi, vi as metafor's ``escalc`` computes them (NaN for dropped double zeros).
-
-    Continuity correction ``add`` is applied to all four cells of the tables selected by
-    ``to`` (``"only0"``: tables with a zero cell; ``"all"``; ``"if0all"``: all tables when
-    any has a zero cell; ``"none"``).  With ``drop00`` tables with no events or only events
-    in both arms get NaN.
-    """
-    if to not in _TO:
-        raise ValueError(f"to must be one of {', '.join(_TO)}; got {to!r}")
-    a, b, c, d = (np.array(x, dtype=float) for x in (a, b, c, d))
-    if drop00:
-        id00 = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
-        for x in (a, b, c, d):
-            x[id00] = np.nan
-    zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
-    if to == "all":
-        sel = np.ones_like(a, dtype=bool)
-    elif to == "only0":
-        sel = zero
-    elif to == "if0all":
-        sel = np.full(a.shape, bool(zero.any()))
-    else:
-        sel = np.zeros_like(a, dtype=bool)
-    a, b, c, d = (np.where(sel, x + add, x) for x in (a, b, c, d))
-    n1, n2 = a + b, c + d
-    n = n1 + n2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if measure == "OR":
-            yi = np.log(a * d / (b * c))
-            vi = 1 / a + 1 / b + 1 / c + 1 / d
-        elif measure == "RR":
-            yi = np.log((a / n1) / (c / n2))
-            vi = 1 / a - 1 / n1 + 1 / c - 1 / n2
-        elif measure == "RD":
-            p1, p2 = a / n1, c / n2
-            yi = p1 - p2
-            vi = p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
-        else:  # PETO
-            xt, yt = a + c, b + d
-            Vi = xt * yt * (n1 / n) * (n2 / n) / (n - 1)
-            yi = (a - xt * n1 / n) / Vi
-            vi = 1 / Vi
-    return yi, vi
+    a, n1, c, n2 = (pd.to_numeric(data[col]).to_numpy(dtype=float) for col in COUNT_COLUMNS)
+    pos = pd.Index(study).get_indexer(es.study)
+    yi = np.full(len(study), np.nan)
+    vi = np.full(len(study), np.nan)
+    yi[pos], vi[pos] = es.yi, es.vi
+    notes = tuple(es.notes) + tuple(f"{s}: no study effect size, not in Q ({why})" for s, why in es.dropped)
+    return study, a, n1 - a, c, n2 - c, yi, vi, notes
 
 
 def _heterogeneity(Q: float, k_yi: int) -> dict:
@@ -129,22 +79,6 @@ def _inference(beta: float, se: float, level: float) -> dict:
     stat = beta / se if se > 0 else math.nan
     return {"estimate": beta, "se": se, "stat": stat, "pval": float(2 * norm.sf(abs(stat))),
             "ci_lb": beta - z * se, "ci_ub": beta + z * se}
-
-
-def _notes(study, id00, zero, add, to, drop00, measure) -> tuple:
-    notes = []
-    if drop00 and id00.any():
-        names = ", ".join(s for s, x in zip(study, id00) if x)
-        use = "but its table still counts in the pooled RD" if measure == "RD" else \
-            "and its table adds nothing to the pooled estimate"
-        notes.append(f"Double-zero (or double-all) studies have no study effect size ({use}); "
-                     f"not in Q: {names}")
-    corrected = zero & ~id00 if drop00 else zero
-    if to != "none" and add and corrected.any():
-        names = ", ".join(s for s, x in zip(study, corrected) if x)
-        notes.append(f"Continuity correction {add:g} added to the study effect sizes (to = {to!r}; "
-                     f"the pooled estimate uses the uncorrected tables): {names}")
-    return tuple(notes)
 
 
 def _mh_estimate(measure, a, b, c, d):
@@ -216,17 +150,18 @@ def mantel_haenszel(data: pd.DataFrame, measure: str, *, level: float = 0.95, ad
     measure = str(measure).upper()
     if measure not in MH_MEASURES:
         raise ValueError(f"Mantel-Haenszel pools OR, RR or RD; got measure {measure!r}")
-    study, a, b, c, d = _tables(data)
-    yi, vi = _study_effects(measure, a, b, c, d, add, to, drop00)
+    study, a, b, c, d, yi, vi, notes = _tables(data, measure, add, to, drop00)
     beta, se, w = _mh_estimate(measure, a, b, c, d)
     ok = np.isfinite(yi) & np.isfinite(vi)
     Q = max(0.0, float(((yi[ok] - beta) ** 2 / vi[ok]).sum())) if ok.any() else 0.0
     het = _heterogeneity(Q, int(ok.sum()))
     if not np.isfinite(beta):
         het.update(Q=math.nan, Q_pval=math.nan, I2=math.nan, H2=math.nan)
-    id00 = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
-    zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
-    notes = _notes(study, id00, zero, add, to, drop00, measure)
+    notes += ("per-study effect sizes (continuity-corrected) are used for Q and display only; the "
+              "MH estimate pools the uncorrected tables",)
+    if measure == "RD" and np.isnan(yi).any():
+        notes += ("tables without a study effect size still count in the MH risk difference "
+                  "(as in metafor)",)
     if not np.isfinite(beta):
         notes += ("MH estimate undefined: no events (or no non-events) in one arm of every table",)
     return MetaResult(measure=measure, method="MH", test="z", level=level, study=study, yi=yi, vi=vi,
@@ -266,8 +201,7 @@ def peto(data: pd.DataFrame, *, level: float = 0.95, add: float = 0.5, to: str =
     -----
     Yusuf et al. (1985).  Validated against R metafor 3.8-1 ``rma.peto``.
     """
-    study, a, b, c, d = _tables(data)
-    yi, vi = _study_effects("PETO", a, b, c, d, add, to, drop00)
+    study, a, b, c, d, yi, vi, notes = _tables(data, "PETO", add, to, drop00)
     n1, n2 = a + b, c + d
     n = n1 + n2
     xt, yt = a + c, b + d
@@ -285,9 +219,6 @@ def peto(data: pd.DataFrame, *, level: float = 0.95, add: float = 0.5, to: str =
     het = _heterogeneity(Q, k_yi)
     if pos.sum() <= 1:  # metafor: Q is still reported, but its p-value is 1, I2 = 0, H2 = 1
         het.update(Q=Q, Q_df=float(max(k_yi - 1, 0)), Q_pval=1.0, I2=0.0, H2=1.0)
-    id00 = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
-    zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
     return MetaResult(measure="PETO", method="PETO", test="z", level=level, study=study, yi=yi, vi=vi,
-                      weights=_percent(V), k=len(study), ni=n,
-                      notes=_notes(study, id00, zero, add, to, drop00, "PETO"),
+                      weights=_percent(V), k=len(study), ni=n, notes=notes,
                       **_inference(beta, se, level), **het)

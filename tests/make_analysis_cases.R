@@ -133,7 +133,7 @@ for (meth in c("FE", "DL")) {
 l1_case("bcg_leave1out_REML_knha", bcg, "REML", "knha")
 
 cumul_case <- function(name, d, method, test, by = "year") {
-  res <- rma(yi, vi, data = d, method = method, test = test, control = ctrl)
+  res <- rma(yi, vi, data = d, slab = study, method = method, test = test, control = ctrl)
   cu <- cumul(res, order = d[[by]])
   e <- fit_rows(cu, if (test == "z") "zval" else "tval")
   e$pval <- num(cu$pvals)
@@ -152,6 +152,8 @@ infl_case <- function(name, d, method, test) {
             cov_r = num(inf$inf$cov.r), tau2_del = num(inf$inf$tau2.del), QE_del = num(inf$inf$QE.del),
             hat = num(inf$inf$hat), weight = num(inf$inf$weight), dfbetas = num(inf$dfbs[[1]]),
             inf = as.logical(inf$is.infl))
+  pdf(NULL); bj <- baujat(res); invisible(dev.off())
+  e$baujat_x <- num(bj$x); e$baujat_y <- num(bj$y)
   add_case(name, "influence", d, method, test, list(), e)
 }
 infl_case("bcg_influence_REML_z", bcg, "REML", "z")

@@ -37,6 +37,7 @@ from scipy import optimize, stats
 
 METHODS = ("DL", "REML", "ML", "PM", "HE", "SJ", "EB", "HS")
 _ITERATIVE = ("REML", "ML", "EB", "PM")
+FISHER_MAXITER = 100  # metafor's default maxiter for Fisher scoring
 
 # status codes per meta-analysis, turned into notes by estimate_tau2
 _OK, _FALLBACK, _TRUNC_LL0, _FAILED = 0, 1, 2, 3
@@ -236,35 +237,83 @@ def _fisher(Y, V, mask, method, tol, maxiter):
     return tau2, ~active
 
 
-def _ll_profile_max(y, v, reml):
-    """Global maximiser of the (restricted) likelihood on [0, inf) by grid + brentq on the score."""
-    m = np.ones((1, y.size), dtype=bool)
-    Y, V = y[None], v[None]
+def _score_and_slope(Y, V, mask, tau2, reml):
+    """Score of the (restricted) log-likelihood (times 2) and its derivative, shapes (B,).
 
-    def ll(t):
-        return float(_loglik(Y, V, m, np.array([t]), reml)[0])
+    ML: ``y'PPy - sum w`` and ``-2 y'PPPy + sum w^2``; REML: ``y'PPy - tr P`` and
+    ``-2 y'PPPy + tr PP``, with ``Py = w e`` and ``y'PPPy = sum w r^2 - (sum w r)^2 / sum w``
+    for ``r = w e``.
+    """
+    w, sw, _, e = _wsums(Y, V, mask, tau2)
+    r = w * e
+    yppy = (r * e * w).sum(axis=1)
+    ypppy = (w * r * r).sum(axis=1) - (w * r).sum(axis=1) ** 2 / sw
+    sw2 = (w * w).sum(axis=1)
+    if reml:
+        trp = sw - sw2 / sw
+        trpp = sw2 - 2.0 * (w ** 3).sum(axis=1) / sw + (sw2 / sw) ** 2
+        return yppy - trp, -2.0 * ypppy + trpp
+    return yppy - sw, -2.0 * ypppy + sw2
 
-    def score(t):
-        w, sw, _, e = _wsums(Y, V, m, np.array([t]))
-        we = w * e
-        yppy = float((we * we).sum())
-        if reml:
-            return 0.5 * (yppy - float(sw[0] - (w * w).sum() / sw[0]))
-        return 0.5 * (yppy - float(sw[0]))
 
-    hi = float(np.var(y)) * 10.0 + float(v.max())
-    while score(hi) > 0:
-        hi *= 4.0
-    grid = np.concatenate([[0.0], np.geomspace(hi * 1e-12, hi, 400)])
-    sc = np.array([score(t) for t in grid])
-    cands = [0.0]
-    for j in np.flatnonzero((sc[:-1] > 0) & (sc[1:] <= 0)):
-        cands.append(optimize.brentq(score, grid[j], grid[j + 1], xtol=1e-15,
-                                     rtol=4 * np.finfo(float).eps, maxiter=1000))
-    if sc[-1] > 0:  # pragma: no cover - hi is chosen so that the score is negative there
-        cands.append(optimize.minimize_scalar(lambda t: -ll(t), bounds=(0.0, hi),
-                                              method="bounded", options={"xatol": 1e-14}).x)
-    return max(cands, key=ll)
+def _ll_search(Y, V, mask, reml, tol, maxiter, n_grid=200):
+    """Global maximiser of the (restricted) likelihood on [0, inf) for every row.
+
+    A log-spaced grid locates the best point; a bracketed Newton iteration on the score
+    (bisection whenever Newton leaves the bracket) then polishes it, vectorised over rows.
+    Rows still unconverged are finished by :func:`scipy.optimize.brentq` on the score.
+    """
+    B = Y.shape[0]
+    k = mask.sum(axis=1)
+    mean = (Y * mask).sum(axis=1) / k
+    var = np.where(mask, (Y - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(k - 1, 1)
+    hi = 10.0 * var + np.where(mask, V, 0.0).max(axis=1)
+    for _ in range(200):
+        up = _score_and_slope(Y, V, mask, hi, reml)[0] > 0
+        if not up.any():
+            break
+        hi = np.where(up, hi * 4.0, hi)
+    rel = np.concatenate([[0.0], np.geomspace(1e-10, 1.0, n_grid)])
+    best_ll = np.full(B, -np.inf)
+    best_j = np.zeros(B, dtype=int)
+    for j, f in enumerate(rel):
+        ll = _loglik(Y, V, mask, f * hi, reml)
+        better = ll > best_ll
+        best_ll = np.where(better, ll, best_ll)
+        best_j = np.where(better, j, best_j)
+    lo = rel[np.maximum(best_j - 1, 0)] * hi
+    up_b = rel[np.minimum(best_j + 1, n_grid)] * hi
+    x = rel[best_j] * hi
+    s0 = _score_and_slope(Y, V, mask, np.zeros(B), reml)[0]
+    at_zero = (best_j == 0) & (s0 <= 0)
+    x = np.where(at_zero, 0.0, x)
+    active = ~at_zero
+    for _ in range(maxiter):
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        xi = x[idx]
+        sc, sl = _score_and_slope(Y[idx], V[idx], mask[idx], xi, reml)
+        lo[idx] = np.where(sc > 0, xi, lo[idx])
+        up_b[idx] = np.where(sc > 0, up_b[idx], xi)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            newton = xi - sc / sl
+        ok = (sl < 0) & (newton > lo[idx]) & (newton < up_b[idx])
+        nxt = np.where(ok, newton, 0.5 * (lo[idx] + up_b[idx]))
+        x[idx] = nxt
+        scale = tol * np.maximum(1.0, nxt)
+        conv = (np.abs(nxt - xi) <= scale) | (up_b[idx] - lo[idx] <= scale) | (sc == 0)
+        active[idx[conv]] = False
+    for i in np.flatnonzero(active):  # pragma: no cover - safeguard, not reached in tests
+        m = mask[i]
+
+        def score(t, i=i, m=m):
+            return float(_score_and_slope(Y[i, m][None], V[i, m][None], np.ones((1, m.sum()), bool),
+                                          np.array([t]), reml)[0][0])
+
+        if score(lo[i]) > 0 > score(up_b[i]):
+            x[i] = optimize.brentq(score, lo[i], up_b[i], xtol=1e-15, rtol=4 * np.finfo(float).eps)
+    return np.maximum(x, 0.0)
 
 
 def _tau2_core(Y, V, mask, method, tol=1e-12, maxiter=1000):
@@ -284,12 +333,12 @@ def _tau2_core(Y, V, mask, method, tol=1e-12, maxiter=1000):
         tau2, ok = q_root(Y, V, mask, k - 1.0, tol=tol, maxiter=maxiter)
         status[~ok] = _FALLBACK
     else:  # ML, REML
-        tau2, ok = _fisher(Y, V, mask, method, tol, maxiter)
+        tau2, ok = _fisher(Y, V, mask, method, tol, min(maxiter, FISHER_MAXITER))
         reml = method == "REML"
-        for i in np.flatnonzero(~ok & (k > 1)):
-            m = mask[i]
-            tau2[i] = _ll_profile_max(Y[i, m], V[i, m], reml)
-            status[i] = _FALLBACK
+        bad = np.flatnonzero(~ok & (k > 1))
+        if bad.size:
+            tau2[bad] = _ll_search(Y[bad], V[bad], mask[bad], reml, tol, maxiter)
+            status[bad] = _FALLBACK
         # metafor's ll0check: a stationary point below the likelihood at tau2 = 0 is discarded
         sel = (tau2 > 0) & (k > 1)
         if sel.any():
@@ -372,12 +421,25 @@ def estimate_tau2(yi, vi, method="REML", *, tol=1e-12, maxiter=1000):
     if k == 1:
         notes.append("k = 1: tau2 set to 0")
     elif status[0] == _FALLBACK:
-        what = "Fisher scoring" if method in ("ML", "REML") else "Newton iteration"
-        notes.append(f"{method}: {what} did not converge in {maxiter} iterations; "
-                     "maximum found by bounded search (scipy brentq)")
+        if method in ("ML", "REML"):
+            notes.append(f"{method}: Fisher scoring did not converge in "
+                         f"{min(maxiter, FISHER_MAXITER)} iterations; maximum of the likelihood "
+                         "found by a bounded search (grid + bracketed Newton on the score)")
+        else:
+            notes.append(f"{method}: Newton iteration did not converge; root of Q(tau2) = k - 1 "
+                         "found by scipy brentq")
     elif status[0] == _TRUNC_LL0:
         notes.append(f"{method}: Fisher scoring stopped at a stationary point with lower likelihood "
                      "than tau2 = 0; tau2 set to 0 (as metafor)")
+    if method in ("ML", "REML") and k > 1 and status[0] != _FALLBACK:
+        reml = method == "REML"
+        best = _ll_search(Y, V, mask, reml, tol, maxiter, n_grid=50)
+        ll_best = _loglik(Y, V, mask, best, reml)[0]
+        ll_here = _loglik(Y, V, mask, tau2, reml)[0]
+        if ll_best - ll_here > 1e-9 * max(1.0, abs(ll_here)):
+            notes.append(f"{method}: the likelihood has a higher maximum at tau2 = {best[0]:.6g} "
+                         f"than at the Fisher-scoring solution tau2 = {tau2[0]:.6g} returned here "
+                         "(as metafor); check the profile likelihood")
     if k > 1 and tau2[0] == 0.0 and status[0] != _TRUNC_LL0:
         raw = {"DL": _dl, "HE": _he, "HS": _hs}.get(method)
         if raw is not None and raw(Y, V, mask)[0] < 0:

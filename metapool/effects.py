@@ -512,6 +512,10 @@ def escalc(measure: str, data, *, add: float | None = None, to: str | None = Non
         dropped.append((str(study[i]), f"{m} not estimable (yi = {yi[i]:g}, vi = {vi[i]:g}); "
                                        "a zero cell without continuity correction?"))
     keep = keep & ~bad
+    zero_v = keep & (vi == 0)
+    if zero_v.any():
+        notes.append(f"warning: sampling variance vi = 0 (kept, as metafor does; inverse-variance "
+                     f"weights are undefined) for: {_names(study, zero_v)}")
     return EffectSizes(measure=m, kind=kind, study=tuple(study[keep]), yi=yi[keep], vi=vi[keep],
                        ni=None if ni is None else ni[keep],
                        data=df.loc[keep].reset_index(drop=True), notes=tuple(notes),

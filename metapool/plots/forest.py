@@ -1,0 +1,750 @@
+"""Forest plots drawn from an :class:`~metapool.results.OutcomeAnalysis`.
+
+The figure is a table with a plot panel, laid out like metafor's ``forest()`` and RevMan:
+one row per study (label, raw data, weights, estimate and CI on the reporting scale, a
+square of area proportional to the weight and CI whiskers), then one diamond per pooled
+model, the prediction interval of the primary random-effects model and footers with
+heterogeneity, the subgroup test and the evidence markers.  Column widths are measured
+with the renderer, so text columns never overlap; long labels are truncated with an
+ellipsis.  Every number printed is read from the same result objects the tables use.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from matplotlib import rc_context
+from matplotlib.lines import Line2D
+from matplotlib.patches import Polygon
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
+from matplotlib.transforms import blended_transform_factory
+from scipy.stats import norm
+
+from .. import transforms
+from ..results import MetaResult, OutcomeAnalysis, result_from_dict
+from . import style
+from .style import (FONT_SIZE, ROW_H, SMALL_SIZE, TITLE_SIZE, fmt_ci, fmt_num, fmt_p, fmt_raw,
+                    fmt_tau2, measure_family, text_width, truncate, wrap)
+
+MARGIN = 0.15          # outer margin, inches
+GAP = 0.16             # between text columns
+PLOT_GAP = 0.22        # between the text columns and the plot panel
+PLOT_W = 3.0           # plot panel width
+MIN_W = 7.0            # minimum figure width (room for footers)
+LABEL_MAX = 2.4        # longest study label before truncation
+INDENT = 0.12          # indent of study rows under a subgroup header
+AXIS_H = 0.55          # tick labels + axis label under the plot panel
+FOOT_H = 0.17          # one footer line
+INFERRED_MARK = "\u2020"   # †
+CONVERTED_MARK = "\u2021"  # ‡
+
+COL_SQUARE = "#1f4e79"
+COL_DIAMOND = "#1f4e79"
+COL_SUBTOTAL = "#5b8db8"
+COL_REF = "#6b6b6b"
+
+
+# ----------------------------------------------------------------------------- scale
+
+@dataclass(frozen=True)
+class _Scale:
+    measure: str
+    family: str
+    log: bool
+    ref: float | None
+    factor: float        # reporting value -> plotted value (100 for proportions in %)
+    digits: int
+    axis_label: str
+    value_label: str
+
+
+def _cap(s: str) -> str:
+    return s[:1].upper() + s[1:] if s else s
+
+
+def _scale(measure: str) -> _Scale:
+    fam = measure_family(measure)
+    label = _cap(transforms.scale_label(measure))
+    if fam == "proportion":
+        return _Scale(measure, fam, False, None, 100.0, 1, f"{label} (%)", f"{label} (%)")
+    if fam == "ratio":
+        return _Scale(measure, fam, True, 1.0, 1.0, 2, f"{label} (log scale)", label)
+    return _Scale(measure, fam, False, 0.0, 1.0, 2, label, label)
+
+
+def _back(measure: str, x, ni=None) -> np.ndarray:
+    """Back-transform analysis-scale values; with per-value ``ni`` (Freeman-Tukey) value by value."""
+    x = np.asarray(x, dtype=float)
+    if ni is None or np.ndim(ni) == 0 or measure.upper() != "PFT":
+        return np.asarray(transforms.back_transform(measure, x, ni=ni), dtype=float)
+    ni = np.broadcast_to(np.asarray(ni, dtype=float), x.shape)
+    out = np.empty_like(x)
+    for idx in np.ndindex(x.shape):     # PFT: each study is back-transformed with its own n
+        out[idx] = transforms.back_transform(measure, np.array([x[idx]]), ni=np.array([ni[idx]]))[0]
+    return out
+
+
+def _fit_label(fit: MetaResult) -> str:
+    test = {"z": "z", "knha": "HKSJ", "t": "t"}.get(fit.test, fit.test)
+    if fit.method in ("MH",):
+        return "Fixed effect (Mantel-Haenszel)"
+    if fit.method in ("PETO",):
+        return "Fixed effect (Peto)"
+    if fit.method == "GLMM":
+        return "Random effects (binomial-normal GLMM)"
+    kind = "Random effects" if fit.is_random else "Fixed effect"
+    method = "inverse variance" if fit.method in ("FE", "EE") else fit.method
+    return f"{kind} ({method}, {test})"
+
+
+# ----------------------------------------------------------------------------- table model
+
+@dataclass
+class _Col:
+    key: str
+    header: str
+    align: str = "right"
+    group: str | None = None
+    side: str = "left"
+    x0: float = 0.0
+    width: float = 0.0
+
+
+@dataclass
+class _Row:
+    kind: str                     # study, group, subtotal, subhet, pooled, pi, blank, point
+    label: str = ""
+    cells: dict = field(default_factory=dict)
+    est: float = math.nan         # reporting scale (before the % factor)
+    lb: float = math.nan
+    ub: float = math.nan
+    size: float = math.nan        # weight (%) for the square
+    gid: str | None = None
+
+
+_LABEL_FONT = {"group": ("bold", "normal", FONT_SIZE), "subtotal": ("bold", "normal", FONT_SIZE),
+               "pooled": ("bold", "normal", FONT_SIZE), "pi": ("normal", "italic", FONT_SIZE),
+               "subhet": ("normal", "italic", SMALL_SIZE)}
+
+
+def _label_font(kind: str):
+    return _LABEL_FONT.get(kind, ("normal", "normal", FONT_SIZE))
+
+
+_DATA_LAYOUT = {
+    "proportion": [(None, [("events", "Events"), ("total", "Total")])],
+    "binary": [("T", [("events_treat", "Events"), ("total_treat", "Total")]),
+               ("C", [("events_ctrl", "Events"), ("total_ctrl", "Total")])],
+    "continuous": [("T", [("mean_treat", "Mean"), ("sd_treat", "SD"), ("n_treat", "Total")]),
+                   ("C", [("mean_ctrl", "Mean"), ("sd_ctrl", "SD"), ("n_ctrl", "Total")])],
+    "prepost": [("Before", [("mean_pre", "Mean"), ("sd_pre", "SD")]),
+                ("After", [("mean_post", "Mean"), ("sd_post", "SD")]),
+                (None, [("n", "N")])],
+}
+_COUNT_COLUMNS = {"events", "total", "events_treat", "total_treat", "events_ctrl", "total_ctrl",
+                  "n_treat", "n_ctrl", "n"}
+
+
+def _data_rows(effects):
+    """The data frame rows aligned with ``effects.study`` (or None)."""
+    data = effects.data
+    if data is None or len(data) == 0:
+        return None
+    data = data.reset_index(drop=True)
+    if "study" in data.columns and len(data) != effects.k:
+        data = data.drop_duplicates("study").set_index("study").reindex(list(effects.study))
+        data = data.reset_index()
+    return data if len(data) == effects.k else None
+
+
+def _data_columns(effects, arm_labels):
+    """Raw-data columns: list of (_Col, values per study, total or None)."""
+    data = _data_rows(effects)
+    out = []
+    if effects.kind == "generic" or effects.kind not in _DATA_LAYOUT or data is None:
+        grp = "Analysis scale"
+        out.append((_Col("gen_yi", "Estimate", group=grp), [fmt_num(v, 3) for v in effects.yi], None))
+        out.append((_Col("gen_se", "SE", group=grp), [fmt_num(v, 3) for v in effects.sei], None))
+        return out
+    arms = {"T": arm_labels[0], "C": arm_labels[1]}
+    for grp, cols in _DATA_LAYOUT[effects.kind]:
+        for key, header in cols:
+            if key not in data.columns:
+                continue
+            vals = data[key]
+            total = None
+            if key in _COUNT_COLUMNS:
+                num = np.asarray(vals, dtype=float)
+                total = fmt_raw(num.sum()) if np.isfinite(num).all() else None
+            out.append((_Col(key, header, group=arms.get(grp, grp)), [fmt_raw(v) for v in vals], total))
+    return out
+
+
+def _markers(effects):
+    """Per-study marker strings and the footnotes that explain them."""
+    data = _data_rows(effects)
+    k = effects.k
+    marks = [""] * k
+    if data is None:
+        return marks, []
+    status = data["status"].astype(str).str.lower() if "status" in data.columns else None
+    notes = data["note"].fillna("").astype(str).str.lower() if "note" in data.columns else None
+    conv = data["conversion"].fillna("").astype(str) if "conversion" in data.columns else None
+    inferred = np.zeros(k, bool) if status is None else (status == "inferred").to_numpy()
+    converted = np.zeros(k, bool)
+    if notes is not None:
+        converted |= notes.str.contains("convert").to_numpy()
+    if conv is not None:
+        converted |= (conv.str.strip() != "").to_numpy() & (conv.str.lower() != "nan").to_numpy()
+    foot = []
+    for i in range(k):
+        marks[i] = (INFERRED_MARK if inferred[i] else "") + (CONVERTED_MARK if converted[i] else "")
+    if inferred.any():
+        foot.append(f"{INFERRED_MARK} Inferred number (evidence status 'inferred'; see the data note).")
+    if converted.any():
+        methods = sorted({c for c in (conv if conv is not None else []) if c and c.lower() != "nan"})
+        how = f" ({', '.join(methods)})" if methods else ""
+        foot.append(f"{CONVERTED_MARK} Summary statistics converted from median and IQR/range{how}.")
+    return marks, foot
+
+
+def _weight_map(fit: MetaResult | None, studies) -> list:
+    if fit is None:
+        return [math.nan] * len(studies)
+    w = dict(zip(fit.study, fit.weights))
+    return [float(w.get(s, math.nan)) for s in studies]
+
+
+def _heterogeneity_text(fit: MetaResult, prefix="Heterogeneity", with_ci=True) -> str:
+    """``"Heterogeneity (REML): τ² = ... [CI]; I² = ...% [CI]; Q = ..., df = ..., p = ..."``."""
+    if fit.k < 2 or not np.isfinite(fit.Q):
+        return f"{prefix}: not estimable (k = {fit.k})"
+    parts = []
+    if fit.is_random and np.isfinite(fit.tau2):
+        t = f"\u03c4\u00b2 = {fmt_tau2(fit.tau2)}"
+        if with_ci and np.isfinite(fit.tau2_ci_lb) and np.isfinite(fit.tau2_ci_ub):
+            t += f" [{fmt_tau2(fit.tau2_ci_lb)}, {fmt_tau2(fit.tau2_ci_ub)}]"
+        parts.append(t)
+    if np.isfinite(fit.I2):
+        t = f"I\u00b2 = {fmt_num(fit.I2, 1)}%"
+        if with_ci and np.isfinite(fit.I2_ci_lb) and np.isfinite(fit.I2_ci_ub):
+            t += f" [{fmt_num(fit.I2_ci_lb, 1)}, {fmt_num(fit.I2_ci_ub, 1)}]"
+        parts.append(t)
+    parts.append(f"Q = {fmt_num(fit.Q, 2)}, df = {int(fit.Q_df)}, {fmt_p(fit.Q_pval)}")
+    return f"{prefix} ({fit.method}): " + "; ".join(parts)
+
+
+def _pi_note(fit: MetaResult) -> str:
+    if fit.pi_method == "higgins":
+        q = "t distribution, k \u2212 2 df (Higgins et al. 2009)"
+    elif fit.test == "knha":
+        q = "t distribution, k \u2212 1 df (metafor)"
+    else:
+        q = "normal quantile (metafor)"
+    return f"Prediction interval of the {fit.method} model: {q}."
+
+
+def _study_ci(effects, level: float):
+    z = norm.ppf(0.5 + level / 2)
+    se = effects.sei
+    ana = np.vstack([effects.yi, effects.yi - z * se, effects.yi + z * se])
+    ni = None
+    if effects.ni is not None:
+        ni = np.broadcast_to(effects.ni, ana.shape)
+    back = _back(effects.measure, ana, ni)
+    return back[0], back[1], back[2]
+
+
+def _subgroup_spec(analysis: OutcomeAnalysis):
+    sg = (analysis.extras or {}).get("subgroups")
+    if not sg or not sg.get("groups"):
+        return None
+    return sg
+
+
+# ----------------------------------------------------------------------------- forest
+
+def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
+                 arm_labels: Sequence[str] = ("Treatment", "Control")):
+    """Build the forest-plot :class:`~matplotlib.figure.Figure` of one outcome (not saved).
+
+    Parameters
+    ----------
+    analysis : OutcomeAnalysis
+        Effect sizes and fitted models; ``analysis.extras["subgroups"]`` (see
+        ``/tmp/config_contract``-style layout in docs) adds subgroup blocks.
+    title : str, optional
+        Figure title; defaults to ``analysis.label`` (pass ``""`` for none).
+    arm_labels : pair of str
+        Column-group titles of the two arms for two-arm data.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    The layout follows metafor's ``forest.rma()`` (Viechtbauer 2010) and RevMan 5: squares
+    with area proportional to the weight of the primary random-effects model, study CIs
+    ``yi ± z·sqrt(vi)`` back-transformed to the reporting scale, one diamond per pooled fit
+    (``MetaResult.reporting()``), the prediction interval of the primary fit.
+    """
+    if not analysis.fits:
+        raise ValueError(f"outcome {analysis.outcome!r} has no fitted model to plot")
+    eff = analysis.effects
+    fits = list(analysis.fits)
+    primary = analysis.primary
+    fixed = next((f for f in fits if not f.is_random), None)
+    level = float(primary.level)
+    sc = _scale(eff.measure)
+
+    # --- columns
+    dcols = _data_columns(eff, arm_labels)
+    cols = [c for c, _, _ in dcols]
+    wfits = [primary] + ([fixed] if fixed is not None and fixed is not primary else [])
+    for j, f in enumerate(wfits):
+        cols.append(_Col(f"w{j}", "FE" if f.method in ("FE", "EE") else f.method,
+                         group="Weight (%)", side="right"))
+    ci_pct = f"{round(level * 100):g}% CI"
+    cols.append(_Col("est", f"{sc.value_label}\n[{ci_pct}]", side="right"))
+
+    # --- study rows
+    est, lb, ub = _study_ci(eff, level)
+    weights = [_weight_map(f, eff.study) for f in wfits]
+    marks, mark_notes = _markers(eff)
+
+    def study_row(i):
+        cells = {c.key: vals[i] for c, vals, _ in dcols}
+        for j in range(len(wfits)):
+            cells[f"w{j}"] = fmt_num(weights[j][i], 1) if np.isfinite(weights[j][i]) else ""
+        cells["est"] = fmt_ci(est[i] * sc.factor, lb[i] * sc.factor, ub[i] * sc.factor, sc.digits)
+        label = eff.study[i] + (" " + marks[i] if marks[i] else "")
+        return _Row("study", label, cells, est[i], lb[i], ub[i], weights[0][i], gid=f"study-{i}")
+
+    def fit_row(kind, fit, label, gid, weight_cells):
+        rep = fit.reporting()
+        cells = {"est": fmt_ci(rep["estimate"] * sc.factor, rep["ci_lb"] * sc.factor,
+                               rep["ci_ub"] * sc.factor, sc.digits)}
+        cells.update(weight_cells)
+        return _Row(kind, label, cells, rep["estimate"], rep["ci_lb"], rep["ci_ub"], gid=gid)
+
+    rows: list[_Row] = []
+    footers: list[str] = []
+    sg = _subgroup_spec(analysis)
+    index = {s: i for i, s in enumerate(eff.study)}
+    if sg is None:
+        rows += [study_row(i) for i in range(eff.k)]
+    else:
+        seen = set()
+        groups = list(sg["groups"])
+        rest = [s for s in eff.study if s not in {x for g in groups for x in g.get("study", [])}]
+        if rest:
+            groups.append({"name": "Not classified", "study": rest, "fit": None})
+        for g_i, g in enumerate(groups):
+            members = [index[s] for s in g.get("study", []) if s in index and s not in seen]
+            seen.update(eff.study[i] for i in members)
+            rows.append(_Row("group", f"{g['name']}"))
+            rows += [study_row(i) for i in members]
+            gfit = g.get("fit")
+            if gfit is not None:
+                gfit = gfit if isinstance(gfit, MetaResult) else result_from_dict(gfit)
+                wcells = {f"w{j}": fmt_num(np.nansum([weights[j][i] for i in members]), 1)
+                          for j in range(len(wfits))}
+                rows.append(fit_row("subtotal", gfit, f"Subtotal ({gfit.method}, k = {gfit.k})",
+                                    f"subgroup-{g_i}", wcells))
+                rows.append(_Row("subhet", _heterogeneity_text(gfit, "Heterogeneity", with_ci=False)))
+            rows.append(_Row("blank"))
+        test = sg.get("test") or {}
+        if test:
+            tau = test.get("tau2")
+            how = {"separate": "; \u03c4\u00b2 estimated separately within subgroups",
+                   "common": "; common \u03c4\u00b2 across subgroups"}.get(tau, "")
+            footers.append(f"Test for subgroup differences ({sg.get('by', 'subgroup')}): "
+                           f"Q = {fmt_num(test.get('Q_between'), 2)}, df = {test.get('df')}, "
+                           f"{fmt_p(test.get('pval'))}{how}.")
+    if sg is None:
+        rows.append(_Row("blank"))
+
+    # --- pooled rows
+    totals = {c.key: t for c, _, t in dcols if t is not None}
+    for j, f in enumerate(fits):
+        wcells = {f"w{m}": "100.0" for m, wf in enumerate(wfits) if wf is f}
+        row = fit_row("pooled", f, _fit_label(f), f"pooled-{j}", wcells)
+        row.size = 1.0 if f.is_random else 0.0        # filled diamond for random effects
+        if j == 0:
+            row.cells.update(totals)
+        rows.append(row)
+        if (f is primary and f.is_random and f.k > 1 and np.isfinite(f.pi_lb)
+                and np.isfinite(f.pi_ub)):
+            rep = f.reporting()
+            rows.append(_Row("pi", "Prediction interval",
+                             {"est": f"[{fmt_num(rep['pi_lb'] * sc.factor, sc.digits)}, "
+                                     f"{fmt_num(rep['pi_ub'] * sc.factor, sc.digits)}]"},
+                             math.nan, rep["pi_lb"], rep["pi_ub"], gid="pi"))
+
+    # --- footers
+    het_fit = primary if primary.is_random else fits[0]
+    footers.insert(0, _heterogeneity_text(het_fit) + ".")
+    n_text = f"k = {eff.k} {'study' if eff.k == 1 else 'studies'}"
+    if eff.ni is not None and np.isfinite(eff.ni).all():
+        n_text += f", N = {fmt_raw(float(np.sum(eff.ni)))} participants"
+    how = "normal approximation"
+    if sc.family == "ratio" or eff.measure.upper() in ("PLO", "PAS", "PFT"):
+        how += " on the analysis scale, back-transformed"
+    footers.append(n_text + f"; study CIs: {ci_pct}, {how}.")
+    if any(r.kind == "pi" for r in rows):
+        footers.append(_pi_note(primary))
+    footers += mark_notes
+    if eff.dropped:
+        footers.append("Not pooled: " + "; ".join(f"{s} ({why})" for s, why in eff.dropped) + ".")
+
+    title = analysis.label if title is None else title
+    return _render(rows, cols, sc, title=title, footers=footers, primary_est=_primary_est(primary))
+
+
+def _primary_est(fit: MetaResult) -> float:
+    return fit.reporting()["estimate"]
+
+
+def forest_plot(analysis: OutcomeAnalysis, path_stem, *, formats=("png", "svg"),
+                title: str | None = None, arm_labels: Sequence[str] = ("Treatment", "Control")):
+    """Draw and save the forest plot of one outcome as ``{path_stem}.{png,svg}``.
+
+    See :func:`build_forest` for the layout; files are written atomically and are
+    byte-identical between runs (:func:`metapool.plots.style.save_figure`).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    fig = build_forest(analysis, title=title, arm_labels=arm_labels)
+    return style.save_figure(fig, path_stem, formats)
+
+
+# ----------------------------------------------------------------------------- summary forest
+
+def build_summary_forest(labels, estimate, ci_lb, ci_ub, *, measure: str, title: str | None = None,
+                         pooled=None, ni=None, level: float = 0.95, header: str = "Study"):
+    """Forest plot of precomputed rows (leave-one-out, cumulative): a Figure, not saved.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Row labels (e.g. "omitting X", "+ X (2019)").
+    estimate, ci_lb, ci_ub : array_like
+        Per-row estimates and CI bounds on the analysis scale; back-transformed with
+        :func:`metapool.transforms.back_transform` (``ni`` for the Freeman-Tukey harmonic mean).
+    measure : str
+        Effect measure (sets the reporting scale and axis).
+    pooled : MetaResult or mapping, optional
+        The full-data model, drawn as a diamond with a dotted line through it; a mapping
+        needs ``estimate, ci_lb, ci_ub`` (analysis scale) and may have ``label``.
+    """
+    sc = _scale(measure)
+    e = _back(measure, np.asarray(estimate, float), ni)
+    lo = _back(measure, np.asarray(ci_lb, float), ni)
+    hi = _back(measure, np.asarray(ci_ub, float), ni)
+    if not (len(labels) == e.size == lo.size == hi.size):
+        raise ValueError("labels, estimate, ci_lb and ci_ub must have the same length")
+    ci_pct = f"{round(level * 100):g}% CI"
+    cols = [_Col("est", f"{sc.value_label}\n[{ci_pct}]", side="right")]
+    rows = [_Row("point", str(lab), {"est": fmt_ci(a * sc.factor, b * sc.factor, c * sc.factor,
+                                                   sc.digits)}, a, b, c, gid=f"row-{i}")
+            for i, (lab, a, b, c) in enumerate(zip(labels, e, lo, hi))]
+    primary_est = math.nan
+    if pooled is not None:
+        if isinstance(pooled, MetaResult):
+            rep, label = pooled.reporting(), _fit_label(pooled)
+        else:
+            vals = _back(measure, np.array([pooled["estimate"], pooled["ci_lb"], pooled["ci_ub"]],
+                                           float), ni)
+            rep = dict(zip(("estimate", "ci_lb", "ci_ub"), vals))
+            label = pooled.get("label", "All studies")
+        rows.append(_Row("blank"))
+        rows.append(_Row("pooled", label, {"est": fmt_ci(rep["estimate"] * sc.factor,
+                                                         rep["ci_lb"] * sc.factor,
+                                                         rep["ci_ub"] * sc.factor, sc.digits)},
+                         rep["estimate"], rep["ci_lb"], rep["ci_ub"], gid="pooled-0"))
+        primary_est = rep["estimate"]
+    return _render(rows, cols, sc, title=title or "", footers=[], primary_est=primary_est,
+                   label_header=header)
+
+
+def summary_forest(labels, estimate, ci_lb, ci_ub, *, measure: str, path_stem, title: str | None = None,
+                   pooled=None, ni=None, level: float = 0.95, formats=("png", "svg")):
+    """Draw and save a leave-one-out or cumulative forest plot (see :func:`build_summary_forest`).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    fig = build_summary_forest(labels, estimate, ci_lb, ci_ub, measure=measure, title=title,
+                               pooled=pooled, ni=ni, level=level)
+    return style.save_figure(fig, path_stem, formats)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def _nice_limits(sc: _Scale, rows) -> tuple:
+    """Axis limits (plotted units) covering the estimates, pooled CIs and PI, and study CIs
+    unless they are far wider (those get arrows)."""
+    f = sc.factor
+    tr = (lambda v: np.log10(v)) if sc.log else (lambda v: v * f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        core, wide = [], []
+        for r in rows:
+            if r.kind in ("study", "point"):
+                core.append(tr(r.est))
+                wide += [tr(r.lb), tr(r.ub)]
+            elif r.kind in ("pooled", "subtotal", "pi"):
+                core += [tr(r.est), tr(r.lb), tr(r.ub)]
+        core = np.array([v for v in core if np.isfinite(v)])
+        wide = np.array([v for v in wide if np.isfinite(v)])
+    if sc.ref is not None:
+        core = np.append(core, tr(sc.ref))
+    if core.size == 0:
+        core = np.array([0.0, 1.0])
+    c_lo, c_hi = core.min(), core.max()
+    span = max(c_hi - c_lo, 0.3 if sc.log else (5.0 if sc.family == "proportion" else 0.2))
+    lo = min(c_lo, max(wide.min() if wide.size else c_lo, c_lo - 0.75 * span))
+    hi = max(c_hi, min(wide.max() if wide.size else c_hi, c_hi + 0.75 * span))
+    if sc.family == "proportion":
+        lo, hi = max(lo, 0.0), min(hi, 100.0)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5 * span, hi + 0.5 * span
+    if sc.log:
+        nice = np.array([m * 10.0 ** e for e in range(-4, 5) for m in (1, 2, 5)])
+        ticks_lo = nice[nice <= 10 ** lo + 1e-12]
+        ticks_hi = nice[nice >= 10 ** hi - 1e-12]
+        a = ticks_lo.max() if ticks_lo.size else 10 ** lo
+        b = ticks_hi.min() if ticks_hi.size else 10 ** hi
+        ticks = nice[(nice >= a) & (nice <= b)]
+        for mantissas in ((1, 5), (1,)):
+            if ticks.size <= 7:
+                break
+            mant = np.round(ticks / 10.0 ** np.floor(np.log10(ticks) + 1e-9))
+            ticks = ticks[np.isin(mant, mantissas)]
+        return a, b, ticks
+    ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    if sc.family == "proportion":
+        ticks = ticks[(ticks >= 0) & (ticks <= 100)]
+    return ticks[0], ticks[-1], ticks
+
+
+def _tick_label(v: float, log: bool) -> str:
+    if log:
+        return f"{v:g}"
+    return fmt_num(v, 0) if float(v).is_integer() else style._minus(f"{v:g}")
+
+
+def _font(kind: str, key: str):
+    """(weight, style, size) of a cell."""
+    if key == "label":
+        return _label_font(kind)
+    if kind in ("pooled", "subtotal"):
+        return ("bold", "normal", FONT_SIZE)
+    if kind == "pi":
+        return ("normal", "italic", FONT_SIZE)
+    return ("normal", "normal", FONT_SIZE)
+
+
+def _cell_width(s: str, font) -> float:
+    weight, fstyle, size = font
+    return text_width(s, size, weight, fstyle)
+
+
+def _layout_columns(rows, cols, label_header):
+    """Measure and place columns; returns (label width, left end, right cols start, total)."""
+    label_w = text_width(label_header, FONT_SIZE, "bold")
+    grouped = any(r.kind == "group" for r in rows)
+    for r in rows:
+        if r.kind in ("subhet", "blank"):
+            continue
+        w, s, z = _label_font(r.kind)
+        indent = INDENT if grouped and r.kind in ("study", "subtotal") else 0.0
+        r.label = truncate(r.label, LABEL_MAX - indent, z, w, s)
+        label_w = max(label_w, indent + text_width(r.label, z, w, s))
+    for c in cols:
+        c.width = max([text_width(c.header, FONT_SIZE, "bold")]
+                      + [_cell_width(r.cells.get(c.key, ""), _font(r.kind, c.key)) for r in rows])
+    # widen grouped columns when the group title is wider than its columns
+    for side in ("left", "right"):
+        groups = {}
+        for c in cols:
+            if c.side == side and c.group:
+                groups.setdefault(c.group, []).append(c)
+        for g, members in groups.items():
+            span = sum(c.width for c in members) + GAP * (len(members) - 1)
+            extra = text_width(g, FONT_SIZE, "bold") - span
+            if extra > 0:
+                for c in members:
+                    c.width += extra / len(members)
+    x = MARGIN + label_w + GAP
+    for c in cols:
+        if c.side == "left":
+            c.x0, x = x, x + c.width + GAP
+    left_end = x - GAP
+    right_w = sum(c.width + GAP for c in cols if c.side == "right")
+    return label_w, left_end, right_w
+
+
+def _render(rows, cols, sc: _Scale, *, title, footers, primary_est, label_header="Study"):
+    with rc_context(style.RC):
+        return _render_inner(rows, cols, sc, title=title, footers=footers,
+                             primary_est=primary_est, label_header=label_header)
+
+
+def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header):
+    label_w, left_end, right_w = _layout_columns(rows, cols, label_header)
+    plot_w = PLOT_W
+    width = left_end + 2 * PLOT_GAP + plot_w + right_w - GAP + MARGIN
+    if width < MIN_W:
+        plot_w += MIN_W - width
+        width = MIN_W
+    plot_x0 = left_end + PLOT_GAP
+    x = plot_x0 + plot_w + PLOT_GAP
+    for c in cols:
+        if c.side == "right":
+            c.x0, x = x, x + c.width + GAP
+
+    text_w = width - 2 * MARGIN
+    foot_lines = [ln for f in footers for ln in wrap(f, text_w, SMALL_SIZE)]
+    title_lines = wrap(title, text_w, TITLE_SIZE) if title else []
+    n_body = len(rows)
+    top = MARGIN + 0.26 * len(title_lines) + (0.08 if title_lines else 0)
+    header_h = 2 * ROW_H
+    foot_h = FOOT_H * len(foot_lines) + (0.06 if foot_lines else 0)
+    height = top + header_h + n_body * ROW_H + AXIS_H + foot_h + MARGIN
+
+    fig = style.new_figure(width, height)
+    ax = fig.add_axes([plot_x0 / width, (MARGIN + foot_h + AXIS_H) / height,
+                       plot_w / width, n_body * ROW_H / height])
+    ax.set_ylim(n_body - 0.5, -0.5)
+    tr = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
+
+    # title
+    for i, line in enumerate(title_lines):
+        fig.text(MARGIN / width, 1 - (MARGIN + 0.26 * i) / height, line, ha="left", va="top",
+                 fontsize=TITLE_SIZE, fontweight="bold")
+
+    # footers, top to bottom under the axis label
+    for i, line in enumerate(foot_lines):
+        fig.text(MARGIN, MARGIN + foot_h - 0.06 - (i + 0.5) * FOOT_H, line, ha="left",
+                 va="center_baseline", fontsize=SMALL_SIZE, transform=fig.dpi_scale_trans)
+
+    # headers
+    def txt(x_in, y, s, ha="left", kind="study", key="cell", **kw):
+        w, st, z = _font(kind, key)
+        kw.setdefault("fontweight", w)
+        kw.setdefault("fontstyle", st)
+        kw.setdefault("fontsize", z)
+        return ax.text(x_in, y, s, transform=tr, ha=ha, va="center_baseline", clip_on=False, **kw)
+
+    txt(MARGIN, -1, label_header, fontweight="bold")
+    groups = {}
+    for c in cols:
+        lines = c.header.split("\n")
+        xh = c.x0 + c.width if c.align == "right" else c.x0
+        for j, line in enumerate(reversed(lines)):
+            txt(xh, -1 - j, line, ha=c.align, fontweight="bold")
+        if c.group:
+            groups.setdefault((c.side, c.group), []).append(c)
+    for (_, g), members in groups.items():
+        x0, x1 = members[0].x0, members[-1].x0 + members[-1].width
+        txt((x0 + x1) / 2, -2, g, ha="center", fontweight="bold")
+        ax.add_line(Line2D([x0, x1], [-1.55, -1.55], transform=tr, color="black", lw=0.5,
+                           clip_on=False))
+    ax.add_line(Line2D([MARGIN, width - MARGIN], [-0.55, -0.55], transform=tr, color="black",
+                       lw=0.8, clip_on=False))
+
+    # body text
+    grouped = any(q.kind == "group" for q in rows)
+    for i, r in enumerate(rows):
+        if r.kind == "blank":
+            continue
+        if r.kind == "subhet":
+            s = truncate(r.label, left_end - MARGIN - 0.15, SMALL_SIZE, style="italic")
+            txt(MARGIN + 0.15, i, s, kind="subhet", key="label")
+            continue
+        indent = INDENT if grouped and r.kind in ("study", "subtotal") else 0.0
+        txt(MARGIN + indent, i, r.label, kind=r.kind, key="label",
+            gid=f"{r.gid}-label" if r.gid else None)
+        for c in cols:
+            s = r.cells.get(c.key, "")
+            if s:
+                xh = c.x0 + c.width if c.align == "right" else c.x0
+                txt(xh, i, s, ha=c.align, kind=r.kind, gid=f"{r.gid}-{c.key}" if r.gid else None)
+
+    # plot panel
+    lo, hi, ticks = _nice_limits(sc, rows)
+    if sc.log:
+        ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(ticks, [_tick_label(t, sc.log) for t in ticks])
+    ax.set_yticks([])
+    for s in ("left", "right", "top"):
+        ax.spines[s].set_visible(False)
+    ax.set_xlabel(sc.axis_label, fontsize=FONT_SIZE)
+    ax.tick_params(axis="x", labelsize=FONT_SIZE, length=3)
+    if sc.ref is not None:
+        ax.axvline(sc.ref, color=COL_REF, lw=0.8, zorder=1)
+    if np.isfinite(primary_est):
+        ax.axvline(primary_est * sc.factor, color=COL_DIAMOND, lw=0.7, ls=(0, (2, 2)), zorder=1)
+    _draw_marks(ax, rows, sc, lo, hi)
+    return fig
+
+
+def _draw_marks(ax, rows, sc, lo, hi):
+    f = sc.factor
+    sq_x, sq_y, sq_s = [], [], []
+    wmax = max([r.size for r in rows if r.kind == "study" and np.isfinite(r.size)] or [1.0])
+    side_max = ROW_H * 72 * 0.8
+    for i, r in enumerate(rows):
+        if r.kind in ("study", "point", "pi"):
+            a, b = r.lb * f, r.ub * f
+            if not (np.isfinite(a) and np.isfinite(b)):
+                continue
+            a_c, b_c = max(a, lo), min(b, hi)
+            if a_c < b_c:
+                ls = (0, (4, 2)) if r.kind == "pi" else "-"
+                ax.plot([a_c, b_c], [i, i], color="black", lw=0.9, ls=ls, zorder=2,
+                        solid_capstyle="butt")
+            if r.kind == "pi":
+                for v in (a, b):
+                    if lo <= v <= hi:
+                        ax.plot([v, v], [i - 0.2, i + 0.2], color="black", lw=0.9, zorder=2)
+            if a < lo:
+                ax.plot([lo], [i], marker="<", ms=4.5, color="black", clip_on=False, zorder=3)
+            if b > hi:
+                ax.plot([hi], [i], marker=">", ms=4.5, color="black", clip_on=False, zorder=3)
+            e = r.est * f
+            if r.kind != "pi" and np.isfinite(e) and lo <= e <= hi:
+                w = r.size if (r.kind == "study" and np.isfinite(r.size)) else (wmax * 0.25)
+                side = max(side_max * math.sqrt(max(w, 0.0) / wmax), 2.5)
+                sq_x.append(e)
+                sq_y.append(i)
+                sq_s.append(side ** 2)
+        elif r.kind in ("pooled", "subtotal"):
+            e, a, b = r.est * f, max(r.lb * f, lo), min(r.ub * f, hi)
+            if not all(np.isfinite([e, a, b])):
+                continue
+            fill = COL_SUBTOTAL if r.kind == "subtotal" else (COL_DIAMOND if r.size else "white")
+            ax.add_patch(Polygon([[a, i], [e, i - 0.34], [b, i], [e, i + 0.34]], closed=True,
+                                 facecolor=fill, edgecolor="black", lw=0.7, zorder=3))
+    if sq_x:
+        ax.scatter(sq_x, sq_y, s=sq_s, marker="s", color=COL_SQUARE, edgecolors="none", zorder=4)
+
+
+def study_texts(fig) -> dict:
+    """Texts of a built forest figure keyed by their ``gid`` (e.g. ``"pooled-1-est"``)."""
+    return {t.get_gid(): t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))
+            if t.get_gid()}
+
+
+__all__ = ["build_forest", "forest_plot", "build_summary_forest", "summary_forest", "study_texts"]

@@ -71,6 +71,19 @@ def test_miller_1978_worked_example():
     assert harmonic_mean_n(n) == pytest.approx(4 / np.sum(1 / n))
 
 
+def test_miller_1978_through_escalc_and_fit():
+    """The same example end to end: escalc(PFT) -> models.fit(FE) -> MetaResult.reporting()."""
+    import pandas as pd
+
+    from metapool.effects import escalc
+    from metapool.models import fit
+
+    es = escalc("PFT", pd.DataFrame({"study": list("abcd"), "events": [3, 6, 10, 1],
+                                     "total": [11, 17, 21, 6]}))
+    res = fit(es, method="FE")
+    assert round(res.reporting()["estimate"], 4) == 0.3595
+
+
 @pytest.mark.parametrize("measure", ["PLO", "PAS", "PFT", "RR", "OR", "PETO", "PR", "RD", "SMD", "GEN"])
 def test_forward_then_back_is_identity(measure):
     p = np.array([0.03, 0.2, 0.5, 0.77, 0.96]) * (3 if is_ratio(measure) else 1)

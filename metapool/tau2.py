@@ -224,7 +224,8 @@ def _fisher(Y, V, mask, method, tol, maxiter):
             break
         idx = np.flatnonzero(active)
         t = tau2[idx]
-        adj = _score_step(Y[idx], V[idx], mask[idx], t, method)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            adj = _score_step(Y[idx], V[idx], mask[idx], t, method)
         adj = np.where(np.isfinite(adj), adj, 0.0)
         # step halving keeps tau2 >= 0 (metafor: while (tau2 + adj < tau2.min) adj <- adj/2)
         neg = t + adj < 0
@@ -347,7 +348,8 @@ def _tau2_core(Y, V, mask, method, tol=1e-12, maxiter=1000):
             ll0 = _loglik(Y[idx], V[idx], mask[idx], np.zeros(idx.size), reml)
             worse = ll0 - ll > 1e-12 * np.maximum(1.0, np.abs(ll))
             tau2[idx[worse]] = 0.0
-            status[idx[worse]] = _TRUNC_LL0
+            # only worth a note when the discarded value is not numerically zero
+            status[idx[worse & (ll0 - ll > 1e-8)]] = _TRUNC_LL0
     tau2 = np.where(k <= 1, 0.0, tau2)
     tau2 = np.where(np.isfinite(tau2), np.maximum(tau2, 0.0), 0.0)
     return tau2, status

@@ -317,7 +317,8 @@ class MetaRegression:
         """
         Xn = np.atleast_2d(np.asarray(X_new, dtype=float))
         if Xn.shape[1] != self.p:
-            raise ValueError(f"X_new has {Xn.shape[1]} columns; the model has {self.p} ({', '.join(self.coef)})")
+            raise ValueError(f"X_new has {Xn.shape[1]} columns; "
+                             f"the model has {self.p} ({', '.join(self.coef)})")
         pred = Xn @ self.estimate
         se = np.sqrt(np.einsum("ij,jk,ik->i", Xn, self.vcov, Xn))
         crit = self._crit()

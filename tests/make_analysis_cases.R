@@ -38,7 +38,8 @@ metareg_expected <- function(res) {
   list(k = res$k, p = res$p, coef = rownames(res$beta), estimate = num(res$beta), se = num(res$se),
        stat = num(res$zval), pval = num(res$pval), ci_lb = num(res$ci.lb), ci_ub = num(res$ci.ub),
        df = if (is.null(res$ddf) || all(is.na(res$ddf))) NULL else num(res$ddf[1]),
-       QM = num(res$QM), QM_df = num(res$QMdf[1]), QM_df2 = if (is.na(res$QMdf[2])) NULL else num(res$QMdf[2]),
+       QM = num(res$QM), QM_df = num(res$QMdf[1]),
+       QM_df2 = if (is.na(res$QMdf[2])) NULL else num(res$QMdf[2]),
        QMp = num(res$QMp), tau2 = num(res$tau2), I2 = num(res$I2), H2 = num(res$H2),
        R2 = if (is.null(res$R2)) NULL else num(res$R2), QE = num(res$QE), QE_df = res$k - res$p,
        QEp = num(res$QEp))
@@ -78,7 +79,8 @@ subgroup_case <- function(name, d, by, method, test, tau2) {
   g <- factor(d[[by]])
   levs <- levels(g)
   if (tau2 == "separate") {
-    fits <- lapply(levs, function(l) rma(yi, vi, data = d[g == l, ], method = method, test = test, control = ctrl))
+    fits <- lapply(levs, function(l) rma(yi, vi, data = d[g == l, ], method = method, test = test,
+                                         control = ctrl))
     groups <- lapply(seq_along(levs), function(j) c(list(name = levs[j], study = d$study[g == levs[j]]),
                                                     group_fit(fits[[j]])))
     est <- sapply(fits, function(f) f$beta[1]); se <- sapply(fits, function(f) f$se)

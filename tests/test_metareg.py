@@ -107,3 +107,25 @@ def test_predict_and_frames():
     assert d["coefficients"][1]["coef"] == "ablat" and d["k"] == 13
     with pytest.raises(ValueError, match="columns"):
         res.predict(np.ones((1, 3)))
+
+
+def test_bubble_plot_is_deterministic_and_atomic(tmp_path):
+    from metapool.plots.diagnostics import build_bubble, bubble_plot
+
+    case = cases_where(lambda c: c["case"] == "bcg_ablat_REML_z", ANALYSES)[0].values[0]
+    rows = pd.DataFrame(case["rows"])
+    res = meta_regression(rows.yi, rows.vi, rows[["ablat"]], study=rows.study)
+    fig = build_bubble(res, measure="RR", back=True)
+    ax = fig.axes[0]
+    offsets = ax.collections[-1].get_offsets()
+    assert len(offsets) == res.k                                  # one bubble per study
+    np.testing.assert_allclose(np.asarray(offsets)[:, 1], np.exp(res.yi))
+    a = bubble_plot(res, tmp_path / "one" / "bubble", measure="RR")
+    b = bubble_plot(res, tmp_path / "two" / "bubble", measure="RR")
+    assert [p.suffix for p in a] == [".png", ".svg"]
+    assert a[1].read_bytes() == b[1].read_bytes()
+    assert a[0].read_bytes() == b[0].read_bytes()
+    assert not list(tmp_path.rglob("*.tmp"))
+    two = meta_regression(rows.yi, rows.vi, rows[["ablat", "year"]])
+    with pytest.raises(ValueError, match="one numeric moderator"):
+        build_bubble(two)

@@ -149,7 +149,8 @@ def test_fit_input_and_errors():
     pd.testing.assert_frame_equal(a, b)
     assert a.attrs["method"] == "DL"
     # cumulative with the default (input) order, decreasing key, ties kept stable
-    c = sens.cumulative(y, v, order=[2001, 1999, 2001, 2000], decreasing=True, method="FE", study=list("abcd"))
+    c = sens.cumulative(y, v, order=[2001, 1999, 2001, 2000], decreasing=True, method="FE",
+                        study=list("abcd"))
     assert list(c.study) == ["a", "c", "d", "b"]
     # the last cumulative fit is the full model
     full = fit(y, v, method="FE")
@@ -172,3 +173,27 @@ def test_leave_one_out_large_k_is_vectorised_and_correct():
     w = 1 / v
     expected = (np.sum(w * y) - w * y) / (np.sum(w) - w)
     np.testing.assert_allclose(out.estimate, expected, rtol=1e-10)
+
+
+def test_diagnostic_figures_are_deterministic(tmp_path):
+    from metapool.plots import diagnostics as d
+
+    case = cases_where(lambda c: c["case"] == "bcg_influence_REML_z", ANALYSES)[0].values[0]
+    rows, y, v = _yv(case)
+    inf = sens.influence(y, v, study=rows.study)
+    bj = sens.baujat(y, v, study=rows.study)
+    g = sens.gosh(y[:8], v[:8], method="FE", study=rows.study[:8])
+    for name, draw, obj in [("infl", d.influence_plot, inf), ("baujat", d.baujat_plot, bj),
+                            ("gosh", d.gosh_plot, g)]:
+        a = draw(obj, tmp_path / "a" / name)
+        b = draw(obj, tmp_path / "b" / name)
+        assert a[1].read_bytes() == b[1].read_bytes(), name
+    assert not list(tmp_path.rglob("*.tmp"))
+    fig = d.build_influence(inf)
+    assert len(fig.axes) == 8
+    fig = d.build_baujat(bj, n_labels=3)
+    assert len(fig.axes[0].texts) == 3
+    with pytest.raises(ValueError, match="lacks"):
+        d.build_baujat(inf)
+    with pytest.raises(ValueError, match="lacks"):
+        d.build_influence(bj)

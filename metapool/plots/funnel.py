@@ -35,29 +35,24 @@ def _analysis_label(measure: str) -> str:
 
 
 def _secondary_ticks(measure: str, lo: float, hi: float, ni):
-    """Reporting-scale tick values and their analysis-scale positions inside [lo, hi]."""
-    grid = np.linspace(lo, hi, 2001)
+    """Reporting-scale tick values and their exact analysis-scale positions inside [lo, hi]."""
     fam = measure_family(measure)
-    back = np.asarray(transforms.back_transform(measure, grid, ni=ni), dtype=float)
-    if fam == "proportion":
-        back = back * 100.0
-    ok = np.isfinite(back)
-    grid, back = grid[ok], back[ok]
-    inc = np.concatenate([[True], np.diff(back) > 0])      # keep the monotone part
-    grid, back = grid[inc], back[inc]
-    if back.size < 2:
+    scale = 100.0 if fam == "proportion" else 1.0
+    r_lo, r_hi = np.asarray(transforms.back_transform(measure, np.array([lo, hi]), ni=ni), float) * scale
+    if not (np.isfinite(r_lo) and np.isfinite(r_hi)) or r_hi <= r_lo:
         return np.array([]), np.array([])
     if fam == "ratio":
         cand = np.array([m * 10.0 ** e for e in range(-4, 5) for m in (1, 2, 5)])
-        vals = cand[(cand >= back[0]) & (cand <= back[-1])]
+        vals = cand[(cand >= r_lo) & (cand <= r_hi)]
         if vals.size > 8:
             vals = vals[np.isclose(np.log10(vals) % 1, 0) | np.isclose(vals, 1)]
     else:
-        vals = MaxNLocator(nbins=6).tick_values(back[0], back[-1])
-        vals = vals[(vals >= back[0]) & (vals <= back[-1])]
-        if fam == "proportion":
-            vals = vals[(vals >= 0) & (vals <= 100)]
-    return vals, np.interp(vals, back, grid)
+        vals = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(r_lo, r_hi)
+        vals = vals[(vals >= max(r_lo, 0.0)) & (vals <= min(r_hi, 100.0))]
+    with np.errstate(all="ignore"):
+        pos = np.asarray(transforms.forward_transform(measure, vals / scale, ni=ni), float)
+    ok = np.isfinite(pos) & (pos >= lo) & (pos <= hi)
+    return vals[ok], pos[ok]
 
 
 def _contour_title(measure: str, refline: float, ni) -> str:

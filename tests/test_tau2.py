@@ -1,0 +1,173 @@
+"""metapool.tau2: estimators against metafor's matrix definitions and R reference values.
+
+The ``_metafor_*`` helpers transcribe R metafor 3.8-1 ``rma.uni`` line by line with explicit
+k x k projection matrices (P = W - W X (X'WX)^-1 X'W), so the O(k) sums in metapool.tau2
+are checked against an independent formulation.
+"""
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import cases_where
+from metapool import tau2 as T
+from metapool.tau2 import estimate_tau2, estimate_tau2_batch, qprofile_ci
+
+METHODS = ("DL", "REML", "ML", "PM", "HE", "SJ", "EB", "HS")
+
+
+def _P(w):
+    W = np.diag(w)
+    X = np.ones((len(w), 1))
+    return W - W @ X @ np.linalg.inv(X.T @ W @ X) @ X.T @ W
+
+
+def _metafor(yi, vi, method, iters=5000):
+    """rma.uni's tau2 code (intercept-only), matrices and all; Fisher scoring with stepadj 0.5."""
+    k = len(yi)
+    y = yi - yi.mean()  # Ymc
+    Pu = np.eye(k) - np.ones((k, k)) / k
+    he = (y @ Pu @ y - np.trace(Pu @ np.diag(vi))) / (k - 1)
+    if method == "HE":
+        return max(0.0, he)
+    if method in ("DL", "HS"):
+        P = _P(1 / vi)
+        rss = y @ P @ y
+        t = (rss - (k - 1)) / np.trace(P) if method == "DL" else (rss - k) / np.sum(1 / vi)
+        return max(0.0, t)
+    if method == "SJ":
+        t0 = np.var(yi, ddof=1) * (k - 1) / k
+        return t0 * (y @ _P(1 / (vi + t0)) @ y) / (k - 1)
+    if method == "PM":
+        from scipy.optimize import brentq
+
+        def f(t):
+            return y @ _P(1 / (vi + t)) @ y - (k - 1)
+
+        return 0.0 if f(0) < 0 else brentq(f, 0, 100, xtol=1e-14)
+    t = max(0.0, he)
+    for _ in range(iters):
+        w = 1 / (vi + t)
+        P = _P(w)
+        if method == "ML":
+            adj = (y @ P @ P @ y - w.sum()) / np.sum(w ** 2)
+        elif method == "REML":
+            adj = (y @ P @ P @ y - np.trace(P)) / np.trace(P @ P)
+        else:  # EB
+            adj = (y @ P @ y * k / (k - 1) - k) / w.sum()
+        adj *= 0.5
+        while t + adj < 0:
+            adj /= 2
+        t += adj
+        if abs(adj) < 1e-13:
+            break
+    return t
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    rng = np.random.default_rng(20240601)
+    out = []
+    for k in (3, 5, 8, 15):
+        for het in (0.0, 0.05, 0.5):
+            vi = rng.uniform(0.02, 0.4, k)
+            out.append((rng.normal(0.3, np.sqrt(vi + het)), vi))
+    return out
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_matches_metafor_matrix_formulation(method, datasets):
+    for yi, vi in datasets:
+        got, _ = estimate_tau2(yi, vi, method)
+        want = _metafor(yi, vi, method)
+        assert got >= 0
+        assert got == pytest.approx(want, rel=1e-7, abs=1e-10), (method, yi, vi)
+
+
+@pytest.mark.parametrize("case", cases_where(lambda c: c["method"] in METHODS))
+def test_matches_metafor_reference_tau2(case):
+    e = case["expected"]
+    tau2, notes = estimate_tau2(e["yi"], e["vi"], case["method"])
+    rel = 1e-8 if case["method"] in ("DL", "HE", "HS") else 1e-6
+    assert tau2 == pytest.approx(e["tau2"], rel=rel, abs=1e-10)
+    assert isinstance(notes, tuple)
+
+
+def test_eb_equals_pm_and_solves_q_equals_df(datasets):
+    for yi, vi in datasets:
+        pm, _ = estimate_tau2(yi, vi, "PM")
+        eb, _ = estimate_tau2(yi, vi, "EB")
+        assert eb == pytest.approx(pm, rel=1e-10, abs=1e-14)
+        q = T.generalized_q(yi[None], vi[None], np.ones((1, len(yi)), bool), np.array([pm]))[0]
+        if pm > 0:
+            assert q == pytest.approx(len(yi) - 1, rel=1e-10)
+        else:
+            assert q <= len(yi) - 1
+
+
+def test_truncation_is_noted():
+    tau2, notes = estimate_tau2([0.1, 0.11, 0.09, 0.1], [0.1] * 4, "DL")
+    assert tau2 == 0.0 and any("truncated" in n for n in notes)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_batch_equals_scalar_with_ragged_mask(method, datasets):
+    kmax = max(len(y) for y, _ in datasets)
+    Y = np.zeros((len(datasets), kmax))
+    V = np.zeros((len(datasets), kmax))
+    M = np.zeros((len(datasets), kmax), bool)
+    for i, (y, v) in enumerate(datasets):
+        Y[i, :len(y)], V[i, :len(y)], M[i, :len(y)] = y, v, True
+    got = estimate_tau2_batch(Y, V, M, method)
+    want = [estimate_tau2(y, v, method)[0] for y, v in datasets]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+def test_unknown_method_is_rejected():
+    with pytest.raises(ValueError, match="unknown tau2 method 'XX'"):
+        estimate_tau2([0.1, 0.2], [0.1, 0.1], "XX")
+
+
+# ----------------------------------------------------------------------------- Q-profile CI
+def _bcg():
+    case = cases_where(lambda c: c["case"] == "bcg_RR_REML_z")[0].values[0]
+    return np.array(case["expected"]["yi"]), np.array(case["expected"]["vi"])
+
+
+def test_qprofile_viechtbauer2007_bcg():
+    # dat <- escalc("RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)
+    # confint(rma(yi, vi, data = dat), control = list(tol = 1e-12))  (metafor's ?confint example)
+    yi, vi = _bcg()
+    lb, ub = qprofile_ci(yi, vi)
+    assert lb == pytest.approx(0.119718361141152, rel=1e-6)
+    assert ub == pytest.approx(1.111479084060929, rel=1e-6)
+    # level = 90
+    lb, ub = qprofile_ci(yi, vi, level=0.90)
+    assert lb == pytest.approx(0.141002241583160, rel=1e-6)
+    assert ub == pytest.approx(0.909805471952732, rel=1e-6)
+
+
+def test_qprofile_bounds_solve_the_chi2_equations():
+    yi, vi = _bcg()
+    k = len(yi)
+    lb, ub = qprofile_ci(yi, vi, level=0.8)
+    m = np.ones((1, k), bool)
+    q = T.generalized_q(np.vstack([yi, yi]), np.vstack([vi, vi]), np.vstack([m, m]), np.array([lb, ub]))
+    assert q[0] == pytest.approx(stats.chi2.isf(0.1, k - 1), rel=1e-10)
+    assert q[1] == pytest.approx(stats.chi2.ppf(0.1, k - 1), rel=1e-10)
+
+
+def test_qprofile_vectorised_and_capped():
+    yi, vi = _bcg()
+    Y = np.vstack([yi, yi * 3, np.full_like(yi, 0.2)])
+    V = np.vstack([vi, vi, vi])
+    lb, ub = qprofile_ci(Y, V)
+    for i in range(3):
+        assert (lb[i], ub[i]) == pytest.approx(qprofile_ci(Y[i], V[i]), rel=1e-12, abs=1e-15)
+    assert lb[2] == ub[2] == 0.0  # identical effects: whole interval below 0 -> [0, 0]
+    lb_c, ub_c = qprofile_ci(Y[1], V[1], tau2_max=1.0)
+    assert ub_c == 1.0 and ub[1] > 1.0
+
+
+def test_qprofile_needs_two_studies():
+    lb, ub = qprofile_ci([0.3], [0.1])
+    assert np.isnan(lb) and np.isnan(ub)

@@ -157,8 +157,10 @@ def subgroup_analysis(effects_or_yi, vi=None, groups=None, *, method="REML", tes
             if test == "knha" and idx.size == 1:
                 t = "z"
                 notes.append(f"subgroup {lev!r} has one study: normal inference (Knapp-Hartung needs k >= 2)")
-            fits.append(fit(y[idx], v[idx], method=method, test=t, level=level, measure=measure,
-                            study=[study[i] for i in idx], ni=None if ni is None else np.asarray(ni)[idx]))
+            with np.errstate(invalid="ignore", divide="ignore"):    # k = 1: tau2 = 0 by definition
+                fits.append(fit(y[idx], v[idx], method=method, test=t, level=level, measure=measure,
+                                study=[study[i] for i in idx],
+                                ni=None if ni is None else np.asarray(ni)[idx]))
         est = np.array([f.estimate for f in fits])
         se = np.array([f.se for f in fits])
         if not (se > 0).all():

@@ -197,8 +197,10 @@ def _maximise(x, n, nagq, tol):
         if np.all(np.abs(step) < tol * (1 + np.abs(theta))):
             converged = True
             break
-    grad_norm = float(np.max(np.abs(
-        [(nll(theta + e) - nll(theta - e)) / 2e-6 for e in np.eye(2) * 1e-6][1:])))
+    grad = np.array([(nll(theta + e) - nll(theta - e)) / 2e-6 for e in np.eye(2) * 1e-6])
+    if theta[0] < 1e-6:
+        grad[0] = 0.0      # even in tau: the tau-derivative vanishes at the boundary
+    grad_norm = float(np.max(np.abs(grad)))
     if not converged and grad_norm > 1e-5:
         raise GLMMError(f"the likelihood maximisation did not converge (gradient {grad_norm:.2g})")
     if abs(theta[1]) > 30:
@@ -275,8 +277,9 @@ def glmm_proportion(events, total, *, level=0.95, nagq=7, study=None, tol=1e-10)
         raise GLMMError(f"{len(study)} study labels for {k} studies")
     theta, nll = _maximise(x, n, int(nagq), tol)
     tau, mu = float(theta[0]), float(theta[1])
-    notes = [f"binomial-normal model (logit link), maximum likelihood; "
-             f"{'Laplace approximation' if nagq == 1 else f'adaptive Gauss-Hermite quadrature, {nagq} points'}"]
+    approx = ("Laplace approximation" if nagq == 1
+              else f"adaptive Gauss-Hermite quadrature, {nagq} points")
+    notes = [f"binomial-normal model (logit link), maximum likelihood; {approx}"]
     H = _fd_hessian(nll, theta)
     if tau < 1e-4 or not np.all(np.linalg.eigvalsh(H) > 0):
         # the tau-mu cross derivative vanishes at tau = 0 (the likelihood is even in tau)

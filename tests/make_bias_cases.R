@@ -81,7 +81,8 @@ glmm_case <- function(prefix, d, nAGQ = 7, tight = FALSE) {
     k = res$k, estimate = num(res$b), se = num(res$se), stat = num(res$zval), pval = num(res$pval),
     ci_lb = num(res$ci.lb), ci_ub = num(res$ci.ub), tau2 = num(res$tau2),
     loglik = num(res$fit.stats["ll", "ML"]), I2 = num(res$I2), H2 = num(res$H2),
-    QE_Wld = num(res$QE.Wld), QEp_Wld = num(res$QEp.Wld), QE_LRT = num(res$QE.LRT), QEp_LRT = num(res$QEp.LRT),
+    QE_Wld = num(res$QE.Wld), QEp_Wld = num(res$QEp.Wld),
+    QE_LRT = num(res$QE.LRT), QEp_LRT = num(res$QEp.LRT),
     back = list(estimate = num(pr$pred), ci_lb = num(pr$ci.lb), ci_ub = num(pr$ci.ub))))
 }
 

@@ -131,9 +131,8 @@ def cumulative(fit_or_yi, vi=None, *, order=None, decreasing=False, method=None,
         raise ValueError(f"order has {key.size} values for {k} studies")
     if pd.isna(key).any():
         raise ValueError("order has missing values; give every study a sort key")
-    idx = np.argsort(-key if decreasing and np.issubdtype(key.dtype, np.number) else key, kind="stable")
-    if decreasing and not np.issubdtype(key.dtype, np.number):
-        idx = idx[::-1]
+    rank = np.unique(key, return_inverse=True)[1].ravel()     # works for numbers, dates and text
+    idx = np.argsort(-rank if decreasing else rank, kind="stable")   # ties keep the input order
     mask = np.tril(np.ones((k, k), dtype=bool))
     out = _batch(np.broadcast_to(y[idx], (k, k)), np.broadcast_to(v[idx], (k, k)), mask, method, test,
                  level)

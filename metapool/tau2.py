@@ -21,7 +21,8 @@ Estimators (``method``):
 ``SJ``   Sidik-Jonkman (2005) with metafor's starting value ``var(y) (k-1)/k``.
 ``PM``   Paule-Mandel (1982): the root of ``Q(tau²) = k - 1``.
 ``EB``   Empirical Bayes (Morris 1983; Berkey et al. 1995); metafor's iteration
-         ``tau² += (Q(tau²) k/(k-1) - k) / sum w`` whose fixed point is the PM root.
+         ``tau² += (Q(tau²) k/(k-1) - k) / sum w`` has the PM root as its fixed point (0
+         when ``Q(0) < k - 1``), which is what is computed.
 ``ML``   maximum likelihood, ``REML`` restricted maximum likelihood (Fisher scoring as
          metafor, with metafor's check against tau² = 0; a bounded scalar search by
          :func:`scipy.optimize.brentq` on the score when Fisher scoring fails).
@@ -36,11 +37,10 @@ import numpy as np
 from scipy import optimize, stats
 
 METHODS = ("DL", "REML", "ML", "PM", "HE", "SJ", "EB", "HS")
-_ITERATIVE = ("REML", "ML", "EB", "PM")
 FISHER_MAXITER = 100  # metafor's default maxiter for Fisher scoring
 
 # status codes per meta-analysis, turned into notes by estimate_tau2
-_OK, _FALLBACK, _TRUNC_LL0, _FAILED = 0, 1, 2, 3
+_OK, _FALLBACK, _TRUNC_LL0 = 0, 1, 2
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -110,20 +110,16 @@ def _loglik(Y, V, mask, tau2, reml):
 
 
 def _score_step(Y, V, mask, tau2, method):
-    """Fisher-scoring (or EB fixed-point) step of metafor's rma.uni, shape (B,)."""
+    """Fisher-scoring step of metafor's rma.uni for ML or REML, shape (B,)."""
     w, sw, _, e = _wsums(Y, V, mask, tau2)
     we = w * e
-    ypy = (we * e).sum(axis=1)
     yppy = (we * we).sum(axis=1)
     sw2 = (w * w).sum(axis=1)
     if method == "ML":
         return (yppy - sw) / sw2
-    if method == "REML":
-        trp = sw - sw2 / sw
-        trpp = sw2 - 2.0 * (w ** 3).sum(axis=1) / sw + (sw2 / sw) ** 2
-        return (yppy - trp) / trpp
-    k = mask.sum(axis=1)
-    return (ypy * k / (k - 1) - k) / sw  # EB
+    trp = sw - sw2 / sw
+    trpp = sw2 - 2.0 * (w ** 3).sum(axis=1) / sw + (sw2 / sw) ** 2
+    return (yppy - trp) / trpp
 
 
 # ----------------------------------------------------------------------------- closed forms

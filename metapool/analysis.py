@@ -25,7 +25,6 @@ orders the fits; ``tests/test_pipeline.py`` checks it end to end.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
@@ -41,9 +40,11 @@ __all__ = ["analyse_outcome", "resolve_spec", "select_rows", "fit_variant", "reg
 FIXED_METHODS = ("FE", "EE", "MH", "PETO")
 #: Methods that pool 2x2 tables directly (need two-arm counts).
 COUNT_METHODS = ("MH", "PETO")
+#: Methods that model the counts of single-arm proportions directly (binomial-normal, logit link).
+GLMM_METHODS = ("GLMM",)
 #: Built-in defaults; ``config.yaml``'s ``defaults`` block and each outcome override them.
 DEFAULTS = {"methods": ["FE", "REML"], "test": "z", "level": 0.95, "pi_method": "metafor",
-            "r": 0.5, "continuity": {"add": 0.5, "to": "only0", "drop00": False},
+            "r": 0.5, "continuity": {"to": "only0", "drop00": False},
             "status": ["reported", "derived", "secondary"], "analyses": {}}
 
 
@@ -125,25 +126,37 @@ def _escalc(measure: str, rows: pd.DataFrame, spec: Mapping) -> EffectSizes:
     from .effects import escalc
 
     cc = spec.get("continuity", {})
-    return escalc(measure, rows, add=cc.get("add", 0.5), to=cc.get("to", "only0"),
+    return escalc(measure, rows, add=cc.get("add"), to=cc.get("to", "only0"),
                   drop00=cc.get("drop00", False), r=spec.get("r"),
                   r_source=f"assumed (config r = {spec.get('r')})")
 
 
 def _fit_one(method: str, effects: EffectSizes, rows: pd.DataFrame, spec: Mapping) -> MetaResult:
     level = spec.get("level", 0.95)
+    used = rows[rows["study"].astype(str).isin(effects.study)] if "study" in rows else rows
     if method in COUNT_METHODS:
         from . import counts
 
         if effects.kind != "binary":
             raise AnalysisError(f"method {method} needs two-arm counts (events_treat, total_treat, "
                                 f"events_ctrl, total_ctrl); this outcome's rows are {effects.kind!r}")
-        used = rows[rows["study"].astype(str).isin(effects.study)] if "study" in rows else rows
+        cc = spec.get("continuity", {})
+        kw = {"level": level, "to": cc.get("to", "only0")}
+        if cc.get("add") is not None:
+            kw["add"] = cc["add"]
         if method == "MH":
             if effects.measure not in ("OR", "RR", "RD"):
                 raise AnalysisError(f"MH pools OR, RR or RD, not {effects.measure}")
-            return counts.mantel_haenszel(used, effects.measure, level=level)
-        return counts.peto(used, level=level)
+            return counts.mantel_haenszel(used, effects.measure, **kw)
+        return counts.peto(used, **kw)
+    if method in GLMM_METHODS:
+        from .glmm import glmm_proportion
+
+        if effects.kind != "proportion" or effects.measure != "PLO":
+            raise AnalysisError("GLMM (binomial-normal model) needs single-arm counts and measure PLO, "
+                                f"not {effects.kind} data with {effects.measure}")
+        return glmm_proportion(used["events"].to_numpy(float), used["total"].to_numpy(float),
+                               level=level, study=used["study"].astype(str).tolist())
     from .models import fit
 
     return fit(effects, method=method, test=spec.get("test", "z"), level=level,
@@ -259,42 +272,25 @@ def _group_labels(ctx: AnalysisContext, by: str) -> pd.Series:
     return study.map(lab).fillna("not reported").astype(str)
 
 
-def subgroup_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
-    """Pool per subgroup with the primary method and test for subgroup differences.
+def _subgroup_method(ctx: AnalysisContext) -> str:
+    """The first inverse-variance model among the fits (random first), e.g. REML; else FE."""
+    iv = [f.method for f in ctx.fits if f.method not in COUNT_METHODS + GLMM_METHODS]
+    return next((m for m in iv if m not in FIXED_METHODS), iv[0] if iv else "FE")
 
-    Delegates to :func:`metapool.subgroups.subgroup_analysis` when that module is present
-    (result layout in ``docs/architecture.md``); otherwise pools each subgroup with the
-    primary method and leaves ``test`` empty.
+
+def subgroup_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
+    """Pool per subgroup and test for subgroup differences (:mod:`metapool.subgroups`).
+
+    The grouping column (``options["by"]``) is read from the outcome rows or the study table;
+    studies without a value form the group "not reported".  The model is the outcome's first
+    inverse-variance random-effects method (FE if none), with separate tau² per subgroup.
     """
+    from .subgroups import subgroup_analysis as _subgroups
+
     by = options["by"]
     labels = _group_labels(ctx, by)
-    try:
-        from . import subgroups as _sg
-    except ImportError:
-        _sg = None
-    if _sg is not None and hasattr(_sg, "subgroup_analysis"):
-        return _sg.subgroup_analysis(ctx.effects, labels.to_numpy(), method=ctx.primary.method,
-                                     test=ctx.spec.get("test", "z"), level=ctx.spec.get("level", 0.95),
-                                     by=by)
-    method = ctx.primary.method
-    groups = []
-    for name in dict.fromkeys(labels):
-        idx = np.flatnonzero(labels.to_numpy() == name)
-        sub = _subset(ctx.effects, idx)
-        m = method if (sub.k >= 2 or method in FIXED_METHODS) else "FE"
-        rows = ctx.rows[ctx.rows["study"].astype(str).isin(sub.study)]
-        groups.append({"name": name, "study": list(sub.study),
-                       "fit": _fit_one(m, sub, rows, ctx.spec).to_dict()})
-    return {"by": by, "method": method, "groups": groups, "test": None}
-
-
-def _subset(effects: EffectSizes, idx) -> EffectSizes:
-    idx = np.asarray(idx, dtype=int)
-    data = None if effects.data is None else effects.data.iloc[idx].reset_index(drop=True)
-    return EffectSizes(measure=effects.measure, kind=effects.kind,
-                       study=tuple(effects.study[i] for i in idx), yi=effects.yi[idx],
-                       vi=effects.vi[idx], ni=None if effects.ni is None else effects.ni[idx],
-                       data=data, notes=effects.notes, dropped=())
+    return _subgroups(ctx.effects, groups=labels.tolist(), method=_subgroup_method(ctx),
+                      test=ctx.spec.get("test", "z"), level=ctx.spec.get("level", 0.95), by=by)
 
 
 # --------------------------------------------------------------------------- variants
@@ -327,7 +323,3 @@ def fit_variant(analysis: OutcomeAnalysis, measure: str | None = None, method: s
     if effects.k < 2 and method not in FIXED_METHODS:
         method = "FE"   # with one study every model returns the study's own estimate
     return _fit_one(method, effects, rows, spec)
-
-
-def _finite(x) -> bool:
-    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)

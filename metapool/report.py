@@ -49,7 +49,7 @@ PROPORTION_MEASURES = frozenset({"PR", "PLO", "PAS", "PFT", "PLN"})
 KNOWN_MEASURES = frozenset({"PR", "PLO", "PAS", "PFT", "RR", "OR", "RD", "MD", "SMD", "SMCR",
                             "SMCC", "GEN", "PETO"})
 KNOWN_METHODS = frozenset({"FE", "EE", "DL", "REML", "ML", "PM", "HE", "SJ", "EB", "HS", "MH",
-                           "PETO"})
+                           "PETO", "GLMM"})
 BOUNDS = ("estimate", "ci_lb", "ci_ub")
 
 

@@ -39,7 +39,8 @@ def main(snakemake):
     import pandas as pd
 
     from metapool.analysis import analyse_outcome
-    from metapool.io import write_csv, write_json
+    from metapool.io import write_json
+    from metapool.tables import write_csv
     from metapool.plots.forest import forest_plot
     from metapool.plots.funnel import funnel_plot
 

@@ -20,7 +20,8 @@ def main(snakemake):
     import pandas as pd
 
     from metapool import report, tables
-    from metapool.io import write_csv, write_text
+    from metapool.io import write_text
+    from metapool.tables import write_csv
 
     outcomes = list(snakemake.params.outcomes)
     analyses = load_analyses(snakemake.input.pooled, outcomes)

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import posixpath
 import sys
 from pathlib import Path
 
@@ -22,12 +23,10 @@ RESULTS = "results"
 SNAPSHOTS = f"{RESULTS}/data"
 FINGERPRINT = f"{SNAPSHOTS}/.fingerprint"
 
-# Use the package that ships with this workflow when it is not installed (subprocesses too).
+# Parse-time code uses the package next to this Snakefile when there is one (jobs use the
+# installed package: `pip install -e .`).
 if Path(workflow.basedir, "metapool", "__init__.py").exists():
     sys.path.insert(0, workflow.basedir)
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [workflow.basedir] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    )
 
 
 def stop(message):
@@ -45,7 +44,7 @@ def _config_errors():
     errs = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
     lines = []
     for e in errs[:10]:
-        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        where = posixpath.join(*map(str, e.absolute_path)) if e.absolute_path else "(top level)"
         lines.append(f"  config.yaml {where}: {e.message}")
     return "\n".join(lines)
 

@@ -24,5 +24,7 @@ rule analyse_outcome:
         ),
     log:
         f"{RESULTS}/logs/analyse_outcome/{{outcome}}.log",
+    conda:
+        "../envs/metapool.yaml"
     script:
         "../../scripts/analyse_outcome.py"

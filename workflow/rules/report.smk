@@ -25,5 +25,7 @@ rule report:
         outcomes=OUTCOMES,
     log:
         f"{RESULTS}/logs/report.log",
+    conda:
+        "../envs/metapool.yaml"
     script:
         "../../scripts/report.py"

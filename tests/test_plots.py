@@ -121,7 +121,7 @@ def test_figures_are_byte_identical_between_runs(tmp_path):
     a = make_analysis("bcg", "RR")
     for run in ("a", "b"):
         forest_plot(a, tmp_path / run / "f")
-        funnel_plot(a, tmp_path / run / "u", egger={"intercept": -1.2, "slope": -0.1})
+        funnel_plot(a, tmp_path / run / "u", egger={"estimate": -0.1, "slope": -1.2})
     for name in ("f.png", "f.svg", "u.png", "u.svg"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     svg = (tmp_path / "a" / "f.svg").read_text()
@@ -266,6 +266,17 @@ def test_markers_for_inferred_and_converted_rows():
     assert any(x.startswith("\u2021") and "Wan 2014" in x for x in s)
 
 
+def test_markers_from_provenance_when_the_data_lack_status():
+    a = make_analysis("bcg", "RR")
+    prov = [{"study": s, "status": "inferred" if i == 4 else "reported", "note": None,
+             "conversion": "Hozo 2005" if i == 5 else None} for i, s in enumerate(a.effects.study)]
+    b = OutcomeAnalysis(a.outcome, a.label, a.effects, a.fits, {"provenance": prov})
+    t = texts(build_forest(b))
+    marked = [i for i in range(a.effects.k) if t[f"study-{i}-label"][-1] in "\u2020\u2021"]
+    assert marked == [4, 5]
+    assert t["study-5-label"].endswith("\u2021")
+
+
 def _subgroup_analysis():
     from metapool.models import fit
 
@@ -327,7 +338,7 @@ def test_one_and_two_studies(tmp_path, k):
 def test_funnel_contents():
     a = make_analysis("bcg", "RR")
     fig = build_funnel(a, filled={"yi": [0.1, 0.2], "vi": [0.3, 0.1]},
-                       egger={"intercept": -1.0, "slope": -0.2, "pval": 0.04})
+                       egger={"estimate": -0.2, "slope": -1.0, "pval": 0.04})
     ax = fig.axes[0]
     assert ax.get_ylim()[0] > ax.get_ylim()[1] == 0          # inverted, SE 0 at the top
     s = all_text(fig)
@@ -340,7 +351,8 @@ def test_funnel_contents():
     pos = fig.axes[1].get_xticks()[top.index("1")]
     assert abs(pos) < 1e-9                                    # RR = 1 sits at log RR = 0
     egger_line = [ln for ln in ax.get_lines() if ln.get_color() == "#b2182b"][0]
-    assert np.allclose(egger_line.get_xdata()[0], -0.2)       # yi = slope + intercept * se at se = 0
+    se_max = ax.get_ylim()[0]                                  # yi = estimate + slope * se
+    assert np.allclose(egger_line.get_xdata(), [-0.2, -0.2 - 1.0 * se_max])
 
 
 def test_funnel_few_studies_note_and_no_contours_for_proportions():
@@ -352,8 +364,27 @@ def test_funnel_few_studies_note_and_no_contours_for_proportions():
     assert "single-arm proportions have no null value" in s
     assert "p \u2264 0.01" not in s
     assert fig.axes[1].get_xlabel() == "Proportion (%)"
-    with pytest.raises(ValueError, match="intercept"):
+    with pytest.raises(ValueError, match="limit estimate"):
         build_funnel(make_analysis("bcg", "RR"), egger={"pval": 0.1})
+    with pytest.raises(ValueError, match="Peters"):
+        build_funnel(make_analysis("bcg", "RR"), egger={"predictor": "ninv", "estimate": 0, "slope": 1})
+
+
+def test_funnel_draws_the_bias_module_results():
+    """Egger line and trim-and-fill points from metapool.bias objects (metafor regtest/trimfill)."""
+    bias = pytest.importorskip("metapool.bias")
+    a = make_analysis("bcg", "RR")
+    eg = bias.egger_test(a.effects.yi, a.effects.vi)
+    tf = bias.trim_and_fill(a.effects.yi, a.effects.vi)
+    ref = CASES["bcg_RR_bias"]["expected"]
+    fig = build_funnel(a, filled=tf, egger=eg)
+    ax = fig.axes[0]
+    open_pts = [c for c in ax.collections if len(c.get_offsets()) == ref["trimfill_FE"]["k0"]]
+    assert open_pts, "trim-and-fill points missing"
+    line = [ln for ln in ax.get_lines() if ln.get_color() == "#b2182b"][0]
+    assert np.isclose(line.get_xdata()[0], ref["egger_lm"]["intercept"])   # metafor's limit estimate
+    fig2 = build_funnel(a, filled=tf.to_dict(), egger=eg.to_dict())
+    assert len(fig2.axes[0].collections) == len(ax.collections)
 
 
 # ----------------------------------------------------------------------------- summary forest

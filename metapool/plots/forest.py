@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 from matplotlib import rc_context
 from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon
@@ -182,9 +183,24 @@ def _data_columns(effects, arm_labels):
     return out
 
 
-def _markers(effects):
-    """Per-study marker strings and the footnotes that explain them."""
+def _provenance_rows(effects, extras):
+    """``status``/``note``/``conversion`` per study: from the data, else from extras["provenance"]."""
     data = _data_rows(effects)
+    if data is not None and "status" in data.columns:
+        return data
+    prov = (extras or {}).get("provenance")
+    if not prov:
+        return data
+    frame = pd.DataFrame(list(prov))
+    if "study" not in frame.columns:
+        return data
+    frame = frame.assign(study=frame["study"].astype(str)).drop_duplicates("study").set_index("study")
+    return frame.reindex(list(effects.study)).reset_index()
+
+
+def _markers(effects, extras=None):
+    """Per-study marker strings and the footnotes that explain them."""
+    data = _provenance_rows(effects, extras)
     k = effects.k
     marks = [""] * k
     if data is None:
@@ -313,7 +329,7 @@ def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
     # --- study rows
     est, lb, ub = _study_ci(eff, level)
     weights = [_weight_map(f, eff.study) for f in wfits]
-    marks, mark_notes = _markers(eff)
+    marks, mark_notes = _markers(eff, analysis.extras)
 
     def study_row(i):
         cells = {c.key: vals[i] for c, vals, _ in dcols}
@@ -738,7 +754,8 @@ def _draw_marks(ax, rows, sc, lo, hi):
             ax.add_patch(Polygon([[a, i], [e, i - 0.34], [b, i], [e, i + 0.34]], closed=True,
                                  facecolor=fill, edgecolor="black", lw=0.7, zorder=3))
     if sq_x:
-        ax.scatter(sq_x, sq_y, s=sq_s, marker="s", color=COL_SQUARE, edgecolors="none", zorder=4)
+        ax.scatter(sq_x, sq_y, s=sq_s, marker="s", color=COL_SQUARE, edgecolors="none", zorder=4,
+                   clip_on=False)
 
 
 def study_texts(fig) -> dict:

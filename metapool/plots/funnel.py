@@ -61,17 +61,38 @@ def _contour_title(measure: str, refline: float, ni) -> str:
     return f"Contours: two-sided p of a study\nagainst {name} = {fmt_num(null, 2).rstrip('0').rstrip('.')}"
 
 
-def _egger_line(egger: Mapping):
+def _get(obj, key, default=None):
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def _egger_line(egger):
+    """(limit estimate, slope on sei) of an Egger regression ``yi = b0 + b1·sei``."""
+    if _get(egger, "predictor", "sei") != "sei":
+        raise ValueError("the funnel plot can draw an Egger line only for the standard-error "
+                         f"predictor, not {_get(egger, 'predictor')!r} (Peters' test uses 1/n)")
     try:
-        a, b = float(egger["intercept"]), float(egger["slope"])
-    except (KeyError, TypeError) as exc:
-        raise ValueError("egger must be a mapping with 'intercept' and 'slope' of the classical Egger "
-                         "regression yi/sei = intercept + slope/sei (optionally 'pval')") from exc
-    return a, b
+        b0, b1 = float(_get(egger, "estimate")), float(_get(egger, "slope"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError("egger must be a metapool.bias.RegressionTest (or its to_dict()) with "
+                         "'estimate' (limit estimate at sei = 0) and 'slope' (coefficient of sei)"
+                         ) from exc
+    return b0, b1
 
 
-def build_funnel(analysis: OutcomeAnalysis, *, contours: bool = True, filled: Mapping | None = None,
-                 egger: Mapping | None = None, refline: float | None = None, title: str | None = None):
+def _filled_points(filled):
+    """Imputed (yi, se) of a trim-and-fill result or of a ``{"yi", "vi"}`` mapping."""
+    yi, vi = np.asarray(_get(filled, "yi"), dtype=float), np.asarray(_get(filled, "vi"), dtype=float)
+    mask = _get(filled, "filled")
+    if mask is not None:                       # TrimFill: observed followed by the filled studies
+        mask = np.asarray(mask, dtype=bool)
+        yi, vi = yi[mask], vi[mask]
+    return yi, np.sqrt(vi)
+
+
+def build_funnel(analysis: OutcomeAnalysis, *, contours: bool = True, filled=None, egger=None,
+                 refline: float | None = None, title: str | None = None):
     """Build the funnel-plot :class:`~matplotlib.figure.Figure` of one outcome (not saved).
 
     Parameters
@@ -83,11 +104,14 @@ def build_funnel(analysis: OutcomeAnalysis, *, contours: bool = True, filled: Ma
     contours : bool
         Shade the regions where a study's two-sided p against ``refline`` is > 0.10,
         0.05-0.10, 0.01-0.05 and < 0.01 (metafor ``funnel(level = c(90, 95, 99))``).
-    filled : mapping, optional
-        Trim-and-fill studies, ``{"yi": [...], "vi": [...]}``; drawn as open circles.
-    egger : mapping, optional
-        ``{"intercept": a, "slope": b[, "pval": p]}`` of the classical Egger regression
-        ``yi/sei = a + b/sei`` (Egger et al. 1997); drawn as the line ``yi = b + a·sei``.
+    filled : TrimFill or mapping, optional
+        Trim-and-fill studies, drawn as open circles: a :class:`metapool.bias.TrimFill` (or its
+        dict, whose ``filled`` mask selects the imputed studies) or ``{"yi": [...], "vi": [...]}``
+        holding only the imputed studies.
+    egger : RegressionTest or mapping, optional
+        Egger's regression test (:func:`metapool.bias.egger_test`, metafor ``regtest``):
+        ``estimate`` is the limit estimate and ``slope`` the coefficient of the standard error
+        in ``yi = estimate + slope·sei``, drawn as that line; ``pval`` is shown in the legend.
     refline : float, optional
         Null value on the analysis scale for the contours; default 0 for comparative measures.
         Single-arm proportions have no null, so they get no contours unless ``refline`` is given.
@@ -113,8 +137,7 @@ def _build(analysis, contours, filled, egger, refline, title):
     yi, se = eff.yi, eff.sei
     f_yi = f_se = np.array([])
     if filled is not None:
-        f_yi = np.asarray(filled["yi"], dtype=float)
-        f_se = np.sqrt(np.asarray(filled["vi"], dtype=float))
+        f_yi, f_se = _filled_points(filled)
     all_se = np.concatenate([se, f_se])
     all_yi = np.concatenate([yi, f_yi])
     se_max = float(np.nanmax(all_se)) * 1.08 if all_se.size else 1.0
@@ -159,9 +182,9 @@ def _build(analysis, contours, filled, egger, refline, title):
         handles.append(Line2D([], [], ls="", marker="o", ms=5.5, markerfacecolor="white",
                               markeredgecolor="black", label=f"Imputed by trim and fill ({f_yi.size})"))
     if egger is not None:
-        a, b = _egger_line(egger)
-        ax.plot([b, b + a * se_max], [0.0, se_max], color="#b2182b", lw=1.2, zorder=4)
-        p = egger.get("pval")
+        b0, b1 = _egger_line(egger)
+        ax.plot([b0, b0 + b1 * se_max], [0.0, se_max], color="#b2182b", lw=1.2, zorder=4)
+        p = _get(egger, "pval")
         lab = "Egger regression line" + (f" ({fmt_p(p)})" if p is not None else "")
         handles.append(Line2D([], [], color="#b2182b", lw=1.2, label=lab))
     ax.set_xlabel(_analysis_label(measure), fontsize=FONT_SIZE)
@@ -204,8 +227,7 @@ def _build(analysis, contours, filled, egger, refline, title):
     return fig
 
 
-def funnel_plot(analysis: OutcomeAnalysis, path_stem, *, contours: bool = True,
-                filled: Mapping | None = None, egger: Mapping | None = None,
+def funnel_plot(analysis: OutcomeAnalysis, path_stem, *, contours: bool = True, filled=None, egger=None,
                 refline: float | None = None, title: str | None = None, formats=("png", "svg")):
     """Draw and save the funnel plot of one outcome as ``{path_stem}.{png,svg}``.
 

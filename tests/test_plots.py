@@ -226,9 +226,12 @@ def _row_overlaps(fig):
 
 
 @pytest.mark.parametrize("dataset,measure", [("bcg", "RR"), ("normand1999", "MD"),
-                                             ("pritz1997", "PFT"), ("hackshaw1998", "GEN")])
+                                             ("pritz1997", "PFT"), ("hackshaw1998", "GEN"),
+                                             ("prepost_demo", "SMCR")])
 def test_no_text_overlaps_and_nothing_outside_the_figure(dataset, measure):
-    fig = build_forest(make_analysis(dataset, measure))
+    title = ("A long outcome label, proportion of LD-IL-2-treated patients with a response "
+             "(includes INFERRED numbers, see the evidence table) " * 2)
+    fig = build_forest(make_analysis(dataset, measure, label=title))
     bad, boxes = _row_overlaps(fig)
     assert not bad, bad[:5]
     w, h = fig.canvas.get_width_height()
@@ -353,6 +356,13 @@ def test_funnel_contents():
     egger_line = [ln for ln in ax.get_lines() if ln.get_color() == "#b2182b"][0]
     se_max = ax.get_ylim()[0]                                  # yi = estimate + slope * se
     assert np.allclose(egger_line.get_xdata(), [-0.2, -0.2 - 1.0 * se_max])
+
+
+def test_funnel_text_inside_the_figure():
+    fig = build_funnel(make_analysis("pritz1997", "PFT", label="A very long funnel title " * 8))
+    bad, boxes = _row_overlaps(fig)
+    w, h = fig.canvas.get_width_height()
+    assert not [s for s, b in boxes if b.x0 < 0 or b.y0 < 0 or b.x1 > w or b.y1 > h]
 
 
 def test_funnel_few_studies_note_and_no_contours_for_proportions():

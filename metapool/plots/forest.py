@@ -35,6 +35,7 @@ PLOT_GAP = 0.22        # between the text columns and the plot panel
 PLOT_W = 3.0           # plot panel width
 MIN_W = 7.0            # minimum figure width (room for footers)
 LABEL_MAX = 2.4        # longest study label before truncation
+HEADER_MAX = 1.9       # widest estimate-column header before its qualifier is dropped
 INDENT = 0.12          # indent of study rows under a subgroup header
 AXIS_H = 0.55          # tick labels + axis label under the plot panel
 FOOT_H = 0.17          # one footer line
@@ -65,14 +66,21 @@ def _cap(s: str) -> str:
     return s[:1].upper() + s[1:] if s else s
 
 
+def _short_label(label: str) -> str:
+    """Column-header form of a scale label: drop a long parenthesised qualifier."""
+    if text_width(label, FONT_SIZE, "bold") <= HEADER_MAX or " (" not in label:
+        return label
+    return label.split(" (")[0]
+
+
 def _scale(measure: str) -> _Scale:
     fam = measure_family(measure)
     label = _cap(transforms.scale_label(measure))
     if fam == "proportion":
         return _Scale(measure, fam, False, None, 100.0, 1, f"{label} (%)", f"{label} (%)")
     if fam == "ratio":
-        return _Scale(measure, fam, True, 1.0, 1.0, 2, f"{label} (log scale)", label)
-    return _Scale(measure, fam, False, 0.0, 1.0, 2, label, label)
+        return _Scale(measure, fam, True, 1.0, 1.0, 2, f"{label} (log scale)", _short_label(label))
+    return _Scale(measure, fam, False, 0.0, 1.0, 2, label, _short_label(label))
 
 
 def _back(measure: str, x, ni=None) -> np.ndarray:
@@ -383,8 +391,9 @@ def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
     if sg is None:
         rows.append(_Row("blank"))
 
-    # --- pooled rows
+    # --- pooled rows (the prediction interval of the primary fit follows all diamonds)
     totals = {c.key: t for c, _, t in dcols if t is not None}
+    n_random = sum(f.is_random for f in fits)
     for j, f in enumerate(fits):
         wcells = {f"w{m}": "100.0" for m, wf in enumerate(wfits) if wf is f}
         row = fit_row("pooled", f, _fit_label(f), f"pooled-{j}", wcells)
@@ -392,13 +401,14 @@ def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
         if j == 0:
             row.cells.update(totals)
         rows.append(row)
-        if (f is primary and f.is_random and f.k > 1 and np.isfinite(f.pi_lb)
-                and np.isfinite(f.pi_ub)):
-            rep = f.reporting()
-            rows.append(_Row("pi", "Prediction interval",
-                             {"est": f"[{fmt_num(rep['pi_lb'] * sc.factor, sc.digits)}, "
-                                     f"{fmt_num(rep['pi_ub'] * sc.factor, sc.digits)}]"},
-                             math.nan, rep["pi_lb"], rep["pi_ub"], gid="pi"))
+    if (primary.is_random and primary.k > 1 and np.isfinite(primary.pi_lb)
+            and np.isfinite(primary.pi_ub)):
+        rep = primary.reporting()
+        label = "Prediction interval" + (f" ({primary.method})" if n_random > 1 else "")
+        rows.append(_Row("pi", label,
+                         {"est": f"[{fmt_num(rep['pi_lb'] * sc.factor, sc.digits)}, "
+                                 f"{fmt_num(rep['pi_ub'] * sc.factor, sc.digits)}]"},
+                         math.nan, rep["pi_lb"], rep["pi_ub"], gid="pi"))
 
     # --- footers
     het_fit = primary if primary.is_random else fits[0]
@@ -629,15 +639,16 @@ def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header):
 
     text_w = width - 2 * MARGIN
     foot_lines = [ln for f in footers for ln in wrap(f, text_w, SMALL_SIZE)]
-    title_lines = wrap(title, text_w, TITLE_SIZE) if title else []
+    title_lines = wrap(title, text_w, TITLE_SIZE, weight="bold") if title else []
     n_body = len(rows)
     top = MARGIN + 0.26 * len(title_lines) + (0.08 if title_lines else 0)
     header_h = 2 * ROW_H
     foot_h = FOOT_H * len(foot_lines) + (0.06 if foot_lines else 0)
-    height = top + header_h + n_body * ROW_H + AXIS_H + foot_h + MARGIN
+    axis_h = AXIS_H + 0.16 * (len(wrap(sc.axis_label, plot_w + 2 * PLOT_GAP, FONT_SIZE)) - 1)
+    height = top + header_h + n_body * ROW_H + axis_h + foot_h + MARGIN
 
     fig = style.new_figure(width, height)
-    ax = fig.add_axes([plot_x0 / width, (MARGIN + foot_h + AXIS_H) / height,
+    ax = fig.add_axes([plot_x0 / width, (MARGIN + foot_h + axis_h) / height,
                        plot_w / width, n_body * ROW_H / height])
     ax.set_ylim(n_body - 0.5, -0.5)
     tr = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
@@ -706,7 +717,7 @@ def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header):
     ax.set_yticks([])
     for s in ("left", "right", "top"):
         ax.spines[s].set_visible(False)
-    ax.set_xlabel(sc.axis_label, fontsize=FONT_SIZE)
+    ax.set_xlabel("\n".join(wrap(sc.axis_label, plot_w + 2 * PLOT_GAP, FONT_SIZE)), fontsize=FONT_SIZE)
     ax.tick_params(axis="x", labelsize=FONT_SIZE, length=3)
     if sc.ref is not None:
         ax.axvline(sc.ref, color=COL_REF, lw=0.8, zorder=1)

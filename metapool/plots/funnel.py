@@ -20,7 +20,7 @@ from scipy.stats import norm
 from .. import transforms
 from ..results import OutcomeAnalysis
 from . import style
-from .style import FONT_SIZE, SMALL_SIZE, TITLE_SIZE, fmt_num, fmt_p, measure_family, wrap
+from .style import FONT_SIZE, SMALL_SIZE, TITLE_SIZE, fmt_num, fmt_p, measure_family, truncate, wrap
 
 #: Shading of the significance regions (two-sided p of yi against the reference value).
 CONTOURS = ((0.10, "#ffffff", "p > 0.10"), (0.05, "#ececec", "0.05 < p \u2264 0.10"),
@@ -211,7 +211,10 @@ def _build(analysis, contours, filled, egger, refline, title):
     leg.set_in_layout(False)
     title = analysis.label if title is None else title
     if title:
-        fig.text(0.09, 0.965, "\n".join(wrap(title, 7.6, TITLE_SIZE)), ha="left", va="top",
+        lines = wrap(title, 8.5 * (1 - 0.09) - 0.15, TITLE_SIZE, weight="bold")
+        if len(lines) > 2:       # at most two lines above the plot; the rest is cut with an ellipsis
+            lines = [lines[0], truncate(" ".join(lines[1:]), 8.5 * 0.91 - 0.15, TITLE_SIZE, "bold")]
+        fig.text(0.09, 0.965, "\n".join(lines), ha="left", va="top",
                  fontsize=TITLE_SIZE, fontweight="bold")
     notes = []
     if eff.k < FEW_STUDIES:

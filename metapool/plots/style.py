@@ -69,9 +69,12 @@ def new_figure(width: float, height: float) -> Figure:
 
 # ----------------------------------------------------------------------------- text measurement
 
+_MEASURE_DPI = 600    # fine resolution, so glyph hinting does not distort the measured widths
+
+
 @lru_cache(maxsize=1)
 def _renderer() -> RendererAgg:
-    return RendererAgg(10, 10, 72)   # 72 dpi: one pixel = one point
+    return RendererAgg(10, 10, _MEASURE_DPI)
 
 
 @lru_cache(maxsize=8192)
@@ -84,7 +87,7 @@ def text_width(text: str, size: float = FONT_SIZE, weight: str = "normal",
     with rc_context(RC):
         w = max(_renderer().get_text_width_height_descent(line, prop, ismath=False)[0]
                 for line in str(text).split("\n"))
-    return w / 72.0
+    return w / _MEASURE_DPI
 
 
 def truncate(text: str, max_width: float, size: float = FONT_SIZE, weight: str = "normal",
@@ -103,19 +106,20 @@ def truncate(text: str, max_width: float, size: float = FONT_SIZE, weight: str =
     return text[:lo].rstrip() + "\u2026"
 
 
-def wrap(text: str, max_width: float, size: float = SMALL_SIZE, style: str = "normal") -> list:
+def wrap(text: str, max_width: float, size: float = SMALL_SIZE, style: str = "normal",
+         weight: str = "normal") -> list:
     """Greedy word wrap by measured width; returns the lines."""
     lines, cur = [], ""
     for word in str(text).split():
         trial = f"{cur} {word}" if cur else word
-        if cur and text_width(trial, size, style=style) > max_width:
+        if cur and text_width(trial, size, weight, style) > max_width:
             lines.append(cur)
             cur = word
         else:
             cur = trial
     if cur:
         lines.append(cur)
-    return [truncate(ln, max_width, size, style=style) for ln in lines]
+    return [truncate(ln, max_width, size, weight, style) for ln in lines]
 
 
 # ----------------------------------------------------------------------------- number formatting

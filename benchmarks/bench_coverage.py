@@ -24,7 +24,7 @@ call per method.  Reported:
 
 Run::
 
-    python benchmarks/bench_coverage.py                 # 10,000 replicates per cell (~1-2 min)
+    python benchmarks/bench_coverage.py                 # 20,000 replicates per cell (~40 s)
     python benchmarks/bench_coverage.py --reps 2000     # quick look
     python benchmarks/bench_coverage.py --out benchmarks/results_coverage.md
 
@@ -98,7 +98,7 @@ def pi_coverage(Y, V, method, test, pi_method, tau2, mu=0.0, level=LEVEL):
     return float(np.mean(np.where(np.isnan(lb), 0.0, p)))
 
 
-def run(reps=10_000, seed=20140218, ks=KS, tau2s=TAU2S, sizes=SIZES):
+def run(reps=20_000, seed=20140218, ks=KS, tau2s=TAU2S, sizes=SIZES):
     """All cells; returns a list of dict rows (one per sizes x k x tau²)."""
     rows = []
     for s_i, size in enumerate(sizes):
@@ -128,6 +128,53 @@ def _table(rows, columns, size):
     return "\n".join(lines)
 
 
+def _span(rows, col, **where):
+    vals = [100 * r[col] for r in rows
+            if all((r[key] in v) if isinstance(v, tuple) else r[key] == v for key, v in where.items())]
+    return f"{min(vals):.1f}-{max(vals):.1f}" if vals else "n/a"
+
+
+def literature(rows):
+    """Comparison with the literature; the numbers are read from ``rows``."""
+    het = tuple(t for t in TAU2S if t > 0)
+    return "\n".join([
+        "## Comparison with the literature", "",
+        "* **DL-z under-covers with few studies and heterogeneity** (IntHout, Ioannidis & Borm 2014, "
+        "BMC Med Res Methodol 14:25: DL error rates up to over 30% in their most unequal scenarios, "
+        "HKSJ at most double the nominal 5%). Here, k = 3-5 with tau² > 0: DL-z coverage "
+        f"{_span(rows, 'DL-z', k=(3, 5), tau2=het, sizes='varied')}% (similar sizes) and "
+        f"{_span(rows, 'DL-z', k=(3, 5), tau2=het, sizes='25% large')}% (25% of trials 10x larger); "
+        "REML-z is no better "
+        f"({_span(rows, 'REML-z', k=(3, 5), tau2=het, sizes='25% large')}%). "
+        "Under-coverage shrinks as k grows "
+        f"(k = 20: {_span(rows, 'DL-z', k=20, tau2=het)}%).",
+        "* **HKSJ is close to nominal** for trials of similar size at every k and tau² "
+        f"({_span(rows, 'HKSJ', sizes='varied')}%) and degrades, far less than DL, when trial "
+        f"sizes differ and there is heterogeneity ({_span(rows, 'HKSJ', sizes='25% large', tau2=het)}%, "
+        "worst at k = 3-5): an error rate of at most about twice the nominal 5%, as IntHout et al. "
+        "report; Partlett & Riley (2017, Stat Med 36:301) describe the same loss with varied sizes "
+        "and low heterogeneity.",
+        "* **Fixed effect** is nominal only without heterogeneity "
+        f"(tau² = 0: {_span(rows, 'FE-z', tau2=0.0)}%; tau² = 0.2: "
+        f"{_span(rows, 'FE-z', tau2=0.2)}%).",
+        "* **Prediction intervals** (Partlett & Riley 2017: adequate only with large heterogeneity "
+        "and similar study sizes, poor with low heterogeneity or varied sizes). Here the HKSJ-based "
+        "metafor PI reaches "
+        f"{_span(rows, 'PI HKSJ t(k-1) (metafor)', k=20, tau2=0.2)}% at k = 20, I² = 83%, but "
+        f"{_span(rows, 'PI HKSJ t(k-1) (metafor)', tau2=0.01)}% at I² = 20% (tau² is often estimated "
+        "as 0, and the PI collapses to the CI); the normal-quantile PI (metafor's default under z) "
+        f"under-covers with few studies ({_span(rows, 'PI REML-z (metafor)', k=(3, 5), tau2=het)}% "
+        "at k = 3-5), and Higgins' t(k-2) interval over-covers at k = 3 "
+        f"({_span(rows, 'PI REML t(k-2) (Higgins)', k=3)}%: t with 1 df makes it very wide) and "
+        "under-covers at small tau² with more studies "
+        f"({_span(rows, 'PI REML t(k-2) (Higgins)', tau2=0.01, k=(10, 20))}%).",
+        "",
+        "Set-up differences: within-study variances are known here (normal-normal model), whereas "
+        "IntHout et al. simulated trial data, and our '25% large' scenario is milder than their most "
+        "extreme ones; absolute numbers therefore differ, the ordering of the methods does not.",
+    ])
+
+
 def markdown(rows, reps, seed, seconds):
     mcse = 100 * np.sqrt(LEVEL * (1 - LEVEL) / reps)
     out = [
@@ -152,12 +199,13 @@ def markdown(rows, reps, seed, seconds):
             continue
         out += [f"## Prediction-interval coverage of a new study's true effect (%), "
                 f"trial sizes: {size}", "", _table(rows, list(PI_METHODS), size), ""]
+    out.append(literature(rows))
     return "\n".join(out)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--reps", type=int, default=10_000, help="meta-analyses per cell")
+    ap.add_argument("--reps", type=int, default=20_000, help="meta-analyses per cell")
     ap.add_argument("--seed", type=int, default=20140218)
     ap.add_argument("--out", type=Path, default=None,
                     help="write the Markdown tables here (e.g. benchmarks/results_coverage.md)")

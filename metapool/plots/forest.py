@@ -297,8 +297,10 @@ def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
     Parameters
     ----------
     analysis : OutcomeAnalysis
-        Effect sizes and fitted models; ``analysis.extras["subgroups"]`` (see
-        ``/tmp/config_contract``-style layout in docs) adds subgroup blocks.
+        Effect sizes and fitted models.  ``analysis.extras["subgroups"]`` (``{"by", "method",
+        "groups": [{"name", "study", "fit"}], "test": {"Q_between", "df", "pval", "tau2"}}``)
+        adds subgroup blocks; ``status``/``note``/``conversion`` in ``effects.data`` (or
+        ``extras["provenance"]``) add the † (inferred) and ‡ (converted) markers.
     title : str, optional
         Figure title; defaults to ``analysis.label`` (pass ``""`` for none).
     arm_labels : pair of str

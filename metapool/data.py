@@ -134,8 +134,9 @@ def _show(v) -> str:
 
 
 def _suggest(name: str, candidates: Iterable[str], cutoff: float = 0.75) -> str:
-    close = difflib.get_close_matches(str(name).strip().lower(), list(candidates), n=1, cutoff=cutoff)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    by_lower = {str(c).lower(): str(c) for c in candidates}
+    close = difflib.get_close_matches(str(name).strip().lower(), list(by_lower), n=1, cutoff=cutoff)
+    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
 # --------------------------------------------------------------------------- reading
@@ -261,7 +262,7 @@ def _check_columns(t: _Table, required: Sequence[str], known: Sequence[str]):
             raise DataError(t.path, t.header_line, c, None,
                             f"required column is missing (columns found: {', '.join(cols)}){hint}")
     for c in unknown:
-        close = difflib.get_close_matches(c.lower(), known, n=1, cutoff=0.8)
+        close = difflib.get_close_matches(c.lower(), known, n=1, cutoff=0.75)
         if close and close[0] not in cols:
             raise DataError(t.path, t.header_line, c, None,
                             f"unknown column; did you mean {close[0]!r}? (known columns: "

@@ -245,7 +245,12 @@ def analyse_outcome(outcome: str, spec: Mapping, tables, studies: pd.DataFrame |
     ctx = AnalysisContext(outcome, spec, rows, studies, effects, tuple(fits))
     extras = {"spec": spec, "notes": notes, "provenance": _provenance(rows)}
     if spec.get("subgroup"):
-        extras["subgroups"] = subgroup_analysis(ctx, {"by": spec["subgroup"]})
+        labels = _group_labels(ctx, spec["subgroup"])
+        if labels.nunique() >= 2:
+            extras["subgroups"] = subgroup_analysis(ctx, {"by": spec["subgroup"]})
+        else:
+            notes.append(f"No subgroups by {spec['subgroup']}: all {effects.k} studies have "
+                         f"{spec['subgroup']} = {labels.iloc[0]!r}")
     for name, options in (spec.get("analyses") or {}).items():
         if options is False:
             continue

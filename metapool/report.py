@@ -171,7 +171,11 @@ def _target_value(target: Mapping, analyses: Mapping[str, OutcomeAnalysis]):
         fit = fit_variant(a, measure=measure, method=method, studies=studies)
     except ValueError as exc:   # AnalysisError, DataError: say why in words
         return None, [], str(exc)
-    return fit, _facts(a, fit), ""
+    facts = _facts(a, fit)
+    if method and fit.method != method:
+        facts.append(f"{method} asked for, but with k = {fit.k} every model returns the single "
+                     f"study's estimate (shown as {fit.method})")
+    return fit, facts, ""
 
 
 def reproduction_table(analyses: Mapping[str, OutcomeAnalysis], targets: pd.DataFrame) -> pd.DataFrame:
@@ -317,21 +321,27 @@ def _img(path, alt: str) -> str:
             f'</figcaption></figure>')
 
 
+def _fmt_p(p: float) -> str:
+    if not math.isfinite(p):
+        return ""
+    return f"{p:.3g}" if p >= 1e-4 else "<0.0001"
+
+
 def _fits_frame(a: OutcomeAnalysis) -> pd.DataFrame:
     rows = []
     for f in a.fits:
         rep = f.reporting()
         m = f.measure
+        pi = ""
+        if f.is_random and math.isfinite(rep["pi_lb"]):
+            pi = f"{_fmt_value(rep['pi_lb'], m)} to {_fmt_value(rep['pi_ub'], m)}"
         rows.append({"model": f.method, "k": f.k,
                      "estimate (95% CI)": _fmt_ci(rep["estimate"], rep["ci_lb"], rep["ci_ub"], m),
-                     "prediction interval": _fmt_ci(math.nan, math.nan, math.nan) if not f.is_random
-                     else (f"{_fmt_value(rep['pi_lb'], m)} to {_fmt_value(rep['pi_ub'], m)}"
-                           if math.isfinite(rep["pi_lb"]) else ""),
-                     "p": "" if not math.isfinite(f.pval) else (f"{f.pval:.3g}" if f.pval >= 1e-4 else "<0.0001"),
+                     "prediction interval": pi, "p": _fmt_p(f.pval),
                      "tau²": "" if not math.isfinite(f.tau2) else f"{f.tau2:.4g}",
                      "I²": "" if not math.isfinite(f.I2) else f"{f.I2:.1f}%",
                      "Q (df, p)": "" if not math.isfinite(f.Q) else
-                     f"{f.Q:.2f} ({int(f.Q_df)}, {f.Q_pval:.3g})"})
+                     f"{f.Q:.2f} ({int(f.Q_df)}, {_fmt_p(f.Q_pval)})"})
     return pd.DataFrame(rows)
 
 

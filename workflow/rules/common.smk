@@ -109,7 +109,10 @@ def _write_snapshots():
         if unknown:
             stop(f"config.yaml outcomes/{outcome}/analyses: unknown analysis {', '.join(unknown)} "
                  f"(known: {', '.join(sorted(EXTRA_ANALYSES)) or 'none'})")
-        mine = rows[rows["outcome"].astype(str) == outcome].dropna(axis=1, how="all")
+        # `line` is left out so that inserting a row above another outcome's rows in the same
+        # CSV does not change (and re-run) that outcome.
+        mine = rows[rows["outcome"].astype(str) == outcome].drop(columns=["line"], errors="ignore")
+        mine = mine.dropna(axis=1, how="all")
         status = mine["status"].astype(str).str.lower() if "status" in mine else None
         if mine.empty:
             stop(f"config.yaml outcomes/{outcome}: no data rows with outcome = {outcome!r} in "

@@ -1,0 +1,116 @@
+"""The work of each workflow job, as plain functions of a ``snakemake``-like object.
+
+``job.input``, ``job.output``, ``job.params`` (attribute access to the rule's named entries) and
+``job.log``.  Run either by the warm worker (:mod:`_worker`, the default) or in-process.
+"""
+import json
+from pathlib import Path
+
+
+def _stem(path) -> str:
+    """``results/figures/x_forest.png`` -> ``results/figures/x_forest``."""
+    return str(Path(path).with_suffix(""))
+
+
+def preload():
+    """Import everything the tasks use (the worker does this once, before forking jobs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas  # noqa: F401
+
+    from metapool import analysis, report as _report, tables  # noqa: F401
+    from metapool.plots import forest, funnel  # noqa: F401
+
+
+def warm_up():
+    """Draw a throw-away forest and funnel plot so fonts and renderers are loaded once."""
+    import io
+
+    import pandas as pd
+
+    from metapool.analysis import analyse_outcome
+    from metapool.plots import forest, funnel
+
+    rows = pd.DataFrame({"study": ["a", "b", "c"], "outcome": "warm_up", "events": [3, 5, 8],
+                         "total": [20, 25, 30], "status": "reported"})
+    a = analyse_outcome("warm_up", {"label": "warm-up", "measure": "PLO"}, rows, None, {})
+    for fig in (forest.build_forest(a), funnel.build_funnel(a)):
+        for fmt in ("png", "svg"):
+            fig.savefig(io.BytesIO(), format=fmt)
+
+
+def effects_frame(analysis):
+    """Per-study rows: analysis-scale yi, vi, CI; reporting-scale estimate and CI; weights."""
+    import pandas as pd
+
+    from metapool.transforms import back_transform
+
+    primary = analysis.primary
+    es = analysis.effects
+    df = primary.study_frame().rename(columns={"weight": f"weight_{primary.method}"})
+    ni = es.ni if es.ni is not None and len(es.ni) == len(df) else None
+    for col, src in (("estimate", "yi"), ("ci_lb", "ci_lb"), ("ci_ub", "ci_ub")):
+        df[col] = back_transform(es.measure, df[src].to_numpy(), ni=ni)
+    for f in analysis.fits:
+        if f is not primary and len(f.weights) == len(f.study):
+            w = pd.Series(f.weights, index=list(f.study))
+            df[f"weight_{f.method}"] = df["study"].map(w)
+    df.insert(1, "measure", es.measure)
+    prov = pd.DataFrame(analysis.extras.get("provenance", []))
+    if len(prov):
+        keep = [c for c in ("study", "status", "source") if c in prov.columns]
+        df = df.merge(prov[keep].drop_duplicates("study"), on="study", how="left")
+    return df
+
+
+def analyse_outcome(snakemake):
+    import pandas as pd
+
+    from metapool.analysis import analyse_outcome
+    from metapool.io import write_json
+    from metapool.tables import write_csv
+    from metapool.plots.forest import forest_plot
+    from metapool.plots.funnel import funnel_plot
+
+    snap = json.loads(Path(snakemake.input.snapshot).read_text())
+    rows = pd.DataFrame.from_records(snap["rows"])
+    studies = pd.DataFrame.from_records(snap["studies"]) if snap["studies"] else None
+    analysis = analyse_outcome(snap["outcome"], snap["spec"], rows, studies)
+    write_csv(snakemake.output.effects, effects_frame(analysis))
+    write_json(snakemake.output.pooled, analysis.to_dict())
+    forest_plot(analysis, _stem(snakemake.output.forest_png))
+    funnel_plot(analysis, _stem(snakemake.output.funnel_png))
+
+
+
+def load_analyses(paths, outcomes):
+    from metapool.results import OutcomeAnalysis
+
+    return {o: OutcomeAnalysis.from_dict(json.loads(Path(p).read_text())) for o, p in zip(outcomes, paths)}
+
+
+def report(snakemake):
+    import pandas as pd
+
+    from metapool import report, tables
+    from metapool.data import load_studies, load_targets
+    from metapool.io import write_text
+    from metapool.tables import write_csv
+
+    outcomes = list(snakemake.params.outcomes)
+    analyses = load_analyses(snakemake.input.pooled, outcomes)
+    summary = tables.summary_frame(list(analyses.values()))
+    write_csv(snakemake.output.summary_csv, summary)
+    write_text(snakemake.output.summary_md, "# Summary of pooled estimates\n\n" + tables.to_markdown(summary))
+    targets = load_targets(snakemake.input.targets) if snakemake.input.targets else pd.DataFrame()
+    rep = report.reproduction_table(analyses, targets)
+    write_csv(snakemake.output.reproduction_csv, rep)
+    write_text(snakemake.output.reproduction_md, report.reproduction_markdown(rep))
+    figures = {o: {"forest": f, "funnel": u}
+               for o, f, u in zip(outcomes, snakemake.input.forest, snakemake.input.funnel)}
+    studies = load_studies(snakemake.input.studies)
+    html = report.render_html(analyses, summary, rep, figures, studies=studies, title=snakemake.params.title)
+    write_text(snakemake.output.html, html)
+
+

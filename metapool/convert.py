@@ -154,6 +154,6 @@ def median_to_mean_sd(median, q1=None, q3=None, minimum=None, maximum=None, n=No
              w1_s2 * (a + b) / 2 + w2_s2 * (q1 + q3) / 2 + (1 - w1_s2 - w2_s2) * m,
              w_s3 * (q1 + q3) / 2 + (1 - w_s3) * m], np.nan)
         mname = "Luo 2018 mean"
-    label = np.array([f"{mname} + Wan 2014 SD ({s}: {_SCEN_NAME[s]})" if s else ""
-                      for s in np.atleast_1d(scen).ravel()], dtype=object).reshape(np.shape(scen))
+    names = [f"{mname} + Wan 2014 SD ({k}: {v})" for k, v in _SCEN_NAME.items()]
+    label = np.select([scen == k for k in _SCEN_NAME], names, "").astype(object)
     return mean, sd, label

@@ -522,11 +522,39 @@ def load_studies(path, *, schema_dir=None) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _check_column_sets(t: _Table, kind: str):
+    """Header-level alternatives: generic needs vi, sei or a CI; pre/post needs means or medians."""
+    cols = set(t.frame.columns)
+    unknown = [c for c in cols if c not in _all_known()]
+    if kind == "generic":
+        sets = [("vi",), ("sei",), ("ci_lb", "ci_ub")]
+    elif kind == "prepost":
+        for side in SIDES:
+            if not ({f"mean_{side}", f"sd_{side}"} <= cols or f"median_{side}" in cols):
+                absent = f"sd_{side}" if f"mean_{side}" in cols else f"mean_{side}"
+                _missing_set(t, f"mean_{side}, sd_{side} (or median_{side} with min/max or q1/q3)",
+                             absent, unknown)
+        return
+    else:
+        return
+    if not any(set(s) <= cols for s in sets):
+        _missing_set(t, " or ".join(", ".join(s) for s in sets), sets[0][0], unknown)
+
+
+def _missing_set(t: _Table, what: str, column: str, unknown):
+    guess = difflib.get_close_matches(column, unknown, n=1, cutoff=0.6)
+    hint = f"; column {guess[0]!r} looks like a misspelling of it" if guess else ""
+    raise DataError(t.path, t.header_line, column, None,
+                    f"required column is missing: give {what} (columns found: "
+                    f"{', '.join(t.frame.columns)}){hint}")
+
+
 def _load_one(path, frame: pd.DataFrame, lines, header_line="line 1", schema_dir=None) -> pd.DataFrame:
     kind = detect_table_kind(frame.columns, path, header_line)
     t = _Table(path, frame, lines, header_line)
     known = tuple(dict.fromkeys(BASE_COLUMNS + PROVENANCE_COLUMNS + KIND_COLUMNS[kind] + OPTIONAL[kind]))
     _check_columns(t, BASE_COLUMNS + KIND_COLUMNS[kind], known)
+    _check_column_sets(t, kind)
     _check_text(t, "study", what="a study key is required")
     _check_text(t, "outcome", pattern=_OUTCOME_RE,
                 what="an outcome key of letters, digits and '_' (the key used in config.yaml outcomes)")

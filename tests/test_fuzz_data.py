@@ -23,7 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metapool.data import DataError, load_studies, load_tables
+from metapool.data import DataError, load_studies, load_tables, outcome_frame
+from metapool.effects import escalc
+from metapool.models import fit
 
 N_EXAMPLES = int(os.environ.get("METAPOOL_PROPERTY_EXAMPLES", "40"))
 SETTINGS = settings(max_examples=N_EXAMPLES, deadline=None,
@@ -137,6 +139,34 @@ def test_valid_tables_load_with_their_values(tmpdir_path, table, fmt):
     assert list(df["source"]) == [r["source"].strip() for r in rows]
     for c in numeric:
         np.testing.assert_allclose(df[c].to_numpy(float), [float(r[c]) for r in rows], err_msg=c)
+
+
+MEASURES = {"proportion": ("PR", "PLO", "PAS", "PFT"), "binary": ("RR", "OR", "RD"),
+            "continuous": ("MD", "SMD"), "prepost": ("SMCR", "SMCC", "MC"), "generic": ("GEN",)}
+
+
+@SETTINGS
+@given(table=outcome_rows(), fmt=file_format(), data=st.data())
+def test_valid_tables_give_finite_pooled_results(tmpdir_path, table, fmt, data):
+    """load_tables -> outcome_frame -> escalc -> fit: finite estimates, or a ValueError that says why."""
+    kind, rows, _ = table
+    df = load_tables([write(tmpdir_path, render(rows, **fmt))])
+    frame = outcome_frame(df, rows[0]["outcome"], kind)
+    measure = data.draw(st.sampled_from(MEASURES[kind]))
+    if kind == "prepost" and measure != "MC":     # Hedges' c(n - 1) needs n >= 3 (metafor: NA)
+        frame = frame[frame["n"] >= 3]
+        if frame.empty:
+            return
+    try:
+        es = escalc(measure, frame)
+    except ValueError as exc:   # e.g. a change-score SD of 0 (r = 1 with equal SDs)
+        assert "study" in str(exc), exc
+        return
+    if es.k == 0:
+        return
+    for method in ("FE", "DL", "REML"):
+        r = fit(es, method=method)
+        assert np.isfinite([r.estimate, r.se, r.ci_lb, r.ci_ub, r.tau2, r.I2]).all(), (method, r)
 
 
 @SETTINGS

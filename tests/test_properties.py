@@ -135,6 +135,24 @@ def test_ranges_and_every_interval_contains_its_estimate(data):
                     assert h.pi_ub - h.pi_lb >= r.ci_ub - r.ci_lb - 1e-12, what
 
 
+@SETTINGS
+@given(data=meta_data(min_k=2), level=st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_pvalue_agrees_with_the_ci_and_higher_levels_nest(data, level):
+    """p < 1 - level exactly when the level-CI excludes 0; a 99% CI contains the level-CI."""
+    yi, vi = data
+    for method in ("FE",) + METHODS:
+        for test in TESTS:
+            r = fit(yi, vi, method=method, test=test, level=level)
+            wide = fit(yi, vi, method=method, test=test, level=0.999)
+            what = f"{method}/{test} level={level}"
+            assert wide.ci_lb <= r.ci_lb and r.ci_ub <= wide.ci_ub, what
+            if r.is_random:
+                assert wide.pi_lb <= r.pi_lb and r.pi_ub <= wide.pi_ub, what
+            if r.se > 0 and abs(r.pval - (1 - level)) > 1e-9:
+                excludes = r.ci_lb > 0 or r.ci_ub < 0
+                assert (r.pval < 1 - level) == excludes, f"{what}: p {r.pval}, CI {r.ci_lb}, {r.ci_ub}"
+
+
 # --------------------------------------------------------------------------- RE = FE at tau2 = 0
 @SETTINGS
 @given(data=meta_data())

@@ -56,7 +56,12 @@ def add_study(cwd: Path) -> str:
     for outcome in cfg["outcomes"]:
         rows = json.loads((snap_dir / f"{outcome}.json").read_text())["rows"]
         if rows:
-            row = {k: v for k, v in rows[0].items() if v is not None and not pd.isna(v)}
+            row = {k: v for k, v in rows[0].items()
+                   if v is not None and not pd.isna(v) and k not in ("kind", "table", "line")}
+            studies_csv = cwd / cfg["studies"]
+            studies = pd.read_csv(studies_csv, dtype=str, keep_default_na=False)
+            new = studies[studies["study"] == row["study"]].assign(study="Benchmark_added_study")
+            pd.concat([studies, new]).to_csv(studies_csv, index=False)
             row.update(study="Benchmark_added_study", status="reported", source="benchmark (synthetic)")
             cfg.setdefault("extra_studies", []).append(row)
             (cwd / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

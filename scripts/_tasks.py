@@ -4,6 +4,7 @@
 ``job.log``.  Run either by the warm worker (:mod:`_worker`, the default) or in-process.
 """
 import json
+import time
 from pathlib import Path
 
 
@@ -73,15 +74,20 @@ def analyse_outcome(snakemake):
     from metapool.plots.forest import forest_plot
     from metapool.plots.funnel import funnel_plot
 
+    t0 = time.perf_counter()
     snap = json.loads(Path(snakemake.input.snapshot).read_text())
     rows = pd.DataFrame.from_records(snap["rows"])
     studies = pd.DataFrame.from_records(snap["studies"]) if snap["studies"] else None
     analysis = analyse_outcome(snap["outcome"], snap["spec"], rows, studies)
     write_csv(snakemake.output.effects, effects_frame(analysis))
     write_json(snakemake.output.pooled, analysis.to_dict())
+    t1 = time.perf_counter()
     forest_plot(analysis, _stem(snakemake.output.forest_png))
+    t2 = time.perf_counter()
     funnel_plot(analysis, _stem(snakemake.output.funnel_png))
-
+    t3 = time.perf_counter()
+    print(f"{snap['outcome']}: k = {analysis.effects.k}, fits {', '.join(f.method for f in analysis.fits)}; "
+          f"analysis {t1 - t0:.2f} s, forest {t2 - t1:.2f} s, funnel {t3 - t2:.2f} s")
 
 
 def load_analyses(paths, outcomes):

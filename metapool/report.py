@@ -286,8 +286,8 @@ th,td{border:1px solid #ccc;padding:.25em .5em;vertical-align:top;text-align:lef
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .st-reproduced{background:#d9f2d9}.st-close{background:#fff2c6}.st-differs{background:#f9d6d5}
 .st-not-reproducible{background:#e8e8e8}
-figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}
-.note{color:#555;font-size:.9em}nav a{margin-right:.8em}
+figure{margin:1em 0}figure img{width:100%;border:1px solid #eee}
+.note{color:#555;font-size:.9em}nav li{font-size:.92em}
 """
 
 
@@ -312,13 +312,19 @@ def _html_table(df: pd.DataFrame, classes: Mapping[str, str] | None = None) -> s
 
 
 def _img(path, alt: str) -> str:
+    """The figure embedded as a data URI (SVG preferred: sharp and small; PNG otherwise)."""
     p = Path(path)
     if not p.exists():
         return f'<p class="note">Figure not available: {_e(p.name)}</p>'
+    mime = "image/svg+xml" if p.suffix == ".svg" else "image/png"
     b64 = base64.b64encode(p.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
-            f'<figcaption class="note">{html.escape(alt)} (vector version: {_e(p.with_suffix(".svg").name)})'
+    return (f'<figure><img alt="{html.escape(alt)}" src="data:{mime};base64,{b64}">'
+            f'<figcaption class="note">{html.escape(alt)} (files: {_e(p.stem)}.png, .svg)'
             f'</figcaption></figure>')
+
+
+#: Fewest studies for which the report shows the funnel plot (the files are always written).
+FUNNEL_MIN_K = 3
 
 
 def _fmt_p(p: float) -> str:
@@ -368,7 +374,7 @@ def _subgroup_html(sg: Mapping) -> str:
 def _notes(a: OutcomeAnalysis) -> list[str]:
     notes = list(a.extras.get("notes", [])) + list(a.effects.notes)
     for f in a.fits:
-        notes += [f"{f.method}: {n}" for n in f.notes]
+        notes += [n if n.startswith(f.method) else f"{f.method}: {n}" for n in f.notes]
     return list(dict.fromkeys(n for n in notes if n))
 
 
@@ -384,9 +390,13 @@ def _outcome_section(a: OutcomeAnalysis, figures: Mapping) -> str:
     if a.extras.get("subgroups"):
         parts.append(_subgroup_html(a.extras["subgroups"]))
     figs = figures.get(a.outcome, {})
-    for kind in ("forest", "funnel"):
-        if figs.get(kind):
-            parts.append(_img(figs[kind], f"{kind.capitalize()} plot: {a.label}"))
+    if figs.get("forest"):
+        parts.append(_img(figs["forest"], f"Forest plot: {a.label}"))
+    if figs.get("funnel") and a.effects.k >= FUNNEL_MIN_K:
+        parts.append(_img(figs["funnel"], f"Funnel plot: {a.label}"))
+    elif figs.get("funnel"):
+        parts.append(f'<p class="note">Funnel plot not shown: k = {a.effects.k} studies say nothing about '
+                     f'small-study effects (file: {_e(Path(figs["funnel"]).stem)}.svg).</p>')
     notes = _notes(a)
     if notes:
         parts.append("<h4>Notes</h4><ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
@@ -398,6 +408,7 @@ def _outcome_section(a: OutcomeAnalysis, figures: Mapping) -> str:
                      f"{html.escape(json.dumps(val, indent=1, default=str)[:20000])}</pre></details>")
     prov = pd.DataFrame(a.extras.get("provenance", []))
     if len(prov):
+        prov = prov[[c for c in ("study", "status", "source", "conversion", "note") if c in prov.columns]]
         parts.append("<h4>Data rows and sources</h4>" + _html_table(prov.fillna("")))
     return "\n".join(parts)
 
@@ -470,14 +481,16 @@ def render_html(analyses: Mapping[str, OutcomeAnalysis], summary: pd.DataFrame |
         ``results/summary.csv`` (shown as a download-free appendix of all models).
     reproduction : DataFrame or None
         :func:`reproduction_table` output.
-    figures : mapping outcome -> {"forest": png path, "funnel": png path}
+    figures : mapping outcome -> {"forest": path, "funnel": path}
+        SVG (embedded as SVG) or PNG files.
     studies : DataFrame, optional
         The study table (provenance section).
     failed : mapping outcome -> message, optional
         Outcomes that could not be analysed, with the reason.
     """
     versions = versions or software_versions()
-    nav = " ".join(f'<a href="#o-{_e(o)}">{_e(a.label)}</a>' for o, a in analyses.items())
+    nav = "<ol>" + "".join(f'<li><a href="#o-{_e(o)}">{_e(a.label)}</a> (k = {a.effects.k})</li>'
+                           for o, a in analyses.items()) + "</ol>"
     counts = reproduction["status"].value_counts() if reproduction is not None and len(reproduction) else {}
     n_studies = len({s for a in analyses.values() for s in a.effects.study})
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
@@ -491,7 +504,7 @@ def render_html(analyses: Mapping[str, OutcomeAnalysis], summary: pd.DataFrame |
     if failed:
         out.append("<p><b>Not analysed:</b></p><ul>" + "".join(
             f"<li><code>{_e(o)}</code>: {_e(m)}</li>" for o, m in failed.items()) + "</ul>")
-    out.append(f"<nav>{nav}</nav>")
+    out.append(f"<nav><b>Outcomes</b>{nav}</nav>")
     if reproduction is not None and len(reproduction):
         out += ["<h2 id='reproduction'>Reproduction of published estimates</h2>",
                 "<p class='note'>reproduced: every printed number matches at the published rounding; "

@@ -122,9 +122,11 @@ def test_effects_csv_agrees_with_pooled_json(run_dir, config):
 def test_report_embeds_figures_and_covers_every_outcome(run_dir, config):
     html = (run_dir / "results" / "report.html").read_text()
     assert "<script" not in html.lower()
-    imgs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(imgs) == 2 * len(config["outcomes"])
-    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in imgs)
+    imgs = re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html)
+    ks = {o: load_pooled(run_dir, o)["effects"]["study"] for o in config["outcomes"]}
+    n_funnels = sum(len(s) >= 3 for s in ks.values())     # funnels shown from k = 3 studies
+    assert len(imgs) == len(config["outcomes"]) + n_funnels
+    assert all(b"<svg" in base64.b64decode(i)[:1000] for i in imgs)
     for o in config["outcomes"]:
         assert f'id="o-{o}"' in html
     assert html.index("Reproduction of published estimates") < html.index("Results by outcome")

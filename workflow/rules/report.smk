@@ -4,8 +4,8 @@
 rule report:
     input:
         pooled=expand(f"{RESULTS}/pooled/{{outcome}}.json", outcome=OUTCOMES),
-        forest=expand(f"{RESULTS}/figures/{{outcome}}_forest.png", outcome=OUTCOMES),
-        funnel=expand(f"{RESULTS}/figures/{{outcome}}_funnel.png", outcome=OUTCOMES),
+        forest=expand(f"{RESULTS}/figures/{{outcome}}_forest.svg", outcome=OUTCOMES),
+        funnel=expand(f"{RESULTS}/figures/{{outcome}}_funnel.svg", outcome=OUTCOMES),
         studies=config["studies"],
         targets=config.get("targets", []),
     output:

@@ -22,6 +22,7 @@ import importlib.util
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -172,8 +173,14 @@ def serve(name: str) -> None:
     children: dict[int, tuple] = {}
     last = time.monotonic()
     while children or time.monotonic() - last < IDLE_SECONDS:
-        ready, _, _ = select.select([srv], [], [], 0.02)
-        if ready:
+        ready, _, _ = select.select([srv] + [c[0] for c in children.values()], [], [], 0.02)
+        for pid, (conn, *_rest) in list(children.items()):
+            if conn in ready:      # the job's client went away (Snakemake stopped): stop the job
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        if srv in ready:
             conn, _ = srv.accept()
             req = b""
             while not req.endswith(b"\n"):

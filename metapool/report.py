@@ -351,6 +351,20 @@ def _fits_frame(a: OutcomeAnalysis) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _overview_frame(analyses: Mapping[str, OutcomeAnalysis]) -> pd.DataFrame:
+    rows = []
+    for o, a in analyses.items():
+        f = a.primary
+        rep = f.reporting()
+        n = np.nansum(f.ni) if f.ni is not None else math.nan
+        rows.append({"outcome": a.label, "k": f.k, "n": "" if not n else int(n), "model": f.method,
+                     "estimate (95% CI)": _fmt_ci(rep["estimate"], rep["ci_lb"], rep["ci_ub"], f.measure),
+                     "I²": "" if not math.isfinite(f.I2) else f"{f.I2:.0f}%",
+                     "inferred data": "yes" if any(p.get("status") == "inferred"
+                                                   for p in a.extras.get("provenance", [])) else ""})
+    return pd.DataFrame(rows)
+
+
 def _subgroup_html(sg: Mapping) -> str:
     rows = []
     for g in sg.get("groups", []):
@@ -504,6 +518,9 @@ def render_html(analyses: Mapping[str, OutcomeAnalysis], summary: pd.DataFrame |
     if failed:
         out.append("<p><b>Not analysed:</b></p><ul>" + "".join(
             f"<li><code>{_e(o)}</code>: {_e(m)}</li>" for o, m in failed.items()) + "</ul>")
+    out += ["<h3>Main results</h3><p class='note'>Primary model per outcome (the first random-effects "
+            "model configured; fixed effect when k = 1). Details, all models and figures below.</p>",
+            _html_table(_overview_frame(analyses))]
     out.append(f"<nav><b>Outcomes</b>{nav}</nav>")
     if reproduction is not None and len(reproduction):
         out += ["<h2 id='reproduction'>Reproduction of published estimates</h2>",

@@ -108,7 +108,11 @@ def report(snakemake):
     analyses = load_analyses(snakemake.input.pooled, outcomes)
     summary = tables.summary_frame(list(analyses.values()))
     write_csv(snakemake.output.summary_csv, summary)
-    write_text(snakemake.output.summary_md, "# Summary of pooled estimates\n\n" + tables.to_markdown(summary))
+    key = ["outcome", "model", "method", "k", "n", "estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub",
+           "tau2", "I2", "Q_pval"]
+    write_text(snakemake.output.summary_md,
+               "# Summary of pooled estimates\n\nReporting scale (proportions as fractions, ratios "
+               "back-transformed); all columns in summary.csv.\n\n" + tables.to_markdown(summary[key]))
     targets = load_targets(snakemake.input.targets) if snakemake.input.targets else pd.DataFrame()
     rep = report.reproduction_table(analyses, targets)
     write_csv(snakemake.output.reproduction_csv, rep)

@@ -82,3 +82,21 @@ def test_markdown_lists_every_status_and_escapes_pipes():
         assert s in md
     assert "t\\|1" in md and "a \\| b" in md
     assert _md_table(pd.DataFrame({"x": [1]})).count("\n") == 3
+
+
+def test_html_escapes_every_string_from_data(tmp_path):
+    from metapool.analysis import analyse_outcome
+    from metapool.report import render_html, reproduction_table
+
+    evil = "<script>alert(1)</script>"
+    rows = pd.DataFrame({"study": ["A&B", evil], "outcome": "o", "events": [3, 5], "total": [20, 25],
+                         "status": "reported", "source": [evil, "s"], "note": [evil, ""]})
+    a = analyse_outcome("o", {"label": evil, "measure": "PLO", "note": evil}, rows, None, {})
+    targets = pd.DataFrame([{"target_id": evil, "paper": evil, "outcome": "o", "subgroup": "",
+                             "model": "FE", "measure": "PLO", "estimate": 0.2, "ci_lb": None, "ci_ub": None,
+                             "decimals": 3, "assumption": evil, "missing": evil}])
+    rep = reproduction_table({"o": a}, targets)
+    html = render_html({"o": a}, None, rep, {}, studies=pd.DataFrame({"study": [evil]}), title=evil)
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "A&amp;B" in html

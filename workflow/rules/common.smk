@@ -135,8 +135,9 @@ def prepare():
     if fresh and all(Path(f"{SNAPSHOTS}/{o}.json").exists() for o in OUTCOMES):
         return
     _write_snapshots()
-    Path(SNAPSHOTS).mkdir(parents=True, exist_ok=True)
-    Path(FINGERPRINT).write_text(fp)
+    from metapool.io import write_text
+
+    write_text(FINGERPRINT, fp)
 
 
 prepare()

@@ -227,3 +227,15 @@ def test_runs_against_another_directory(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert (review / "results" / "data").is_dir()
     assert not (tmp_path / "results").exists()
+
+
+def test_unknown_extra_analysis_stops_before_any_job(config, tmp_path):
+    cwd = copy_project(tmp_path / "unknown")
+    cfg = yaml.safe_load((cwd / "config.yaml").read_text())
+    first = next(iter(cfg["outcomes"]))
+    cfg["outcomes"][first]["analyses"] = {"no_such_analysis": True}
+    (cwd / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    res = snakemake(cwd, "-n", check=False)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "Traceback" not in out
+    assert f"outcomes/{first}/analyses" in out and "no_such_analysis" in out

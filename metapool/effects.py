@@ -358,12 +358,18 @@ def _prepost(m, df, study, r, r_source, vtype):
     _bad(study, n < 2, lambda i: f"column 'n' = {n[i]:g} must be >= 2")
     ri, notes = _prepost_r(df, study, r, r_source)
     cm = _cmi(n - 1)
+    keep, dropped = np.ones(len(n), dtype=bool), []
+    if m in ("SMCR", "SMCC"):   # metafor .cmicalc(n - 1) is NA for n - 1 <= 1, so yi and vi are NA
+        keep = ~np.isnan(cm)
+        dropped = [(str(study[i]), f"{m} not estimable: n = {n[i]:g} is too small for Hedges' "
+                                   "small-sample correction c(n - 1), which needs n > 2 (metafor "
+                                   "escalc returns NA)") for i in np.flatnonzero(~keep)]
     if m == "SMCR":   # metafor escalc("SMCR", m1i=mean_post, m2i=mean_pre, sd1i=sd_pre, ni, ri)
         di = (m_post - m_pre) / sd_pre
         yi = cm * di
         vi = (cm ** 2 * (2 * (1 - ri) / n + di ** 2 / (2 * n)) if vtype == "LS2"
               else 2 * (1 - ri) / n + yi ** 2 / (2 * n))
-        return yi, vi, n, np.ones(len(yi), dtype=bool), notes, []
+        return yi, vi, n, keep, notes, dropped
     # MC and SMCC: metafor sd1i = sd_post, sd2i = sd_pre
     var_d = sd_post ** 2 + sd_pre ** 2 - 2 * ri * sd_post * sd_pre
     _bad(study, var_d <= 0, lambda i: f"change-score SD is 0 (sd_pre = {sd_pre[i]:g}, "
@@ -375,7 +381,7 @@ def _prepost(m, df, study, r, r_source, vtype):
         di = (m_post - m_pre) / np.sqrt(var_d)
         yi = cm * di
         vi = cm ** 2 * (1 / n + di ** 2 / (2 * n)) if vtype == "LS2" else 1 / n + yi ** 2 / (2 * n)
-    return yi, vi, n, np.ones(len(yi), dtype=bool), notes, []
+    return yi, vi, n, keep, notes, dropped
 
 
 def _generic(m, df, study):
@@ -454,7 +460,8 @@ def escalc(measure: str, data, *, add: float | None = None, to: str | None = Non
         Analysis-scale ``yi``/``vi``, total ``ni`` per study (None for generic input without
         ``n``), the rows used (``data``), ``notes`` (corrections, correlation used, conversions)
         and ``dropped`` (study, reason).  Studies whose effect size is not estimable (metafor sets
-        them to NA, e.g. a zero cell with ``to="none"``) are dropped with the reason.
+        them to NA, e.g. a zero cell with ``to="none"``, or SMCR/SMCC of a study with n = 2, whose
+        correction ``c(n - 1)`` is undefined) are dropped with the reason.
 
     Notes
     -----
@@ -508,9 +515,9 @@ def escalc(measure: str, data, *, add: float | None = None, to: str | None = Non
     notes.extend(kn)
 
     bad = keep & ~(np.isfinite(yi) & np.isfinite(vi) & (vi >= 0))
+    hint = "; a zero cell without continuity correction?" if kind in ("proportion", "binary") else ""
     for i in np.flatnonzero(bad):
-        dropped.append((str(study[i]), f"{m} not estimable (yi = {yi[i]:g}, vi = {vi[i]:g}); "
-                                       "a zero cell without continuity correction?"))
+        dropped.append((str(study[i]), f"{m} not estimable (yi = {yi[i]:g}, vi = {vi[i]:g}){hint}"))
     keep = keep & ~bad
     zero_v = keep & (vi == 0)
     if zero_v.any():

@@ -543,3 +543,29 @@ def test_vectorised_over_many_studies():
     a, b, c, d = (x + 0.5 * zero for x in (a, b, c, d))
     assert_close(es.yi, np.log(a * d / (b * c)).tolist(), rel=1e-10)
     assert es.k == k
+
+
+# ----------------------------------------------------------------------------- pre/post with n = 2
+# R: escalc("SMCR", m1i=c(1.5,2.5,0.3), m2i=c(1,2,0.1), sd1i=c(1,1,0.8), ni=c(2,10,3), ri=c(.5,.5,.3))
+#    escalc("SMCC", ..., sd1i=c(1,1.2,0.9), sd2i=c(1,1,0.8), ...): row 1 NA (.cmicalc(1) is NA)
+PREPOST_N2 = pd.DataFrame({"study": ["A", "B", "C"], "mean_pre": [1.0, 2.0, 0.1],
+                           "sd_pre": [1.0, 1.0, 0.8], "mean_post": [1.5, 2.5, 0.3],
+                           "sd_post": [1.0, 1.2, 0.9], "n": [2, 10, 3], "r": [0.5, 0.5, 0.3]})
+R_PREPOST_N2 = {"SMCR": ([0.456937445896276, 0.141047395886939], [0.110439591473111, 0.469982394647748]),
+                "SMCC": ([0.410341939887719, 0.111835882806265], [0.108419025381541, 0.335417877447176])}
+
+
+@pytest.mark.parametrize("measure", sorted(R_PREPOST_N2))
+def test_prepost_n2_standardised_change_is_na_as_metafor(measure):
+    es = escalc(measure, PREPOST_N2)
+    assert es.study == ("B", "C")
+    assert_close(es.yi, R_PREPOST_N2[measure][0], rel=1e-10, what="yi")
+    assert_close(es.vi, R_PREPOST_N2[measure][1], rel=1e-10, what="vi")
+    (study, reason), = es.dropped
+    assert study == "A" and "n = 2" in reason and "zero cell" not in reason
+
+
+def test_prepost_n2_raw_mean_change_is_estimable():
+    es = escalc("MC", PREPOST_N2)  # R escalc("MC", ...): no NA, vi = var_d / n
+    assert es.study == ("A", "B", "C") and es.dropped == ()
+    assert es.vi[0] == pytest.approx((1.0 + 1.0 - 2 * 0.5) / 2)

@@ -404,10 +404,6 @@ def test_escalc_binary_events_above_total(df, data):
         escalc("OR", df)
 
 
-@pytest.mark.xfail(strict=True, reason="effects.escalc: a pre/post study with n = 2 passes validation "
-                   "(n >= 2) but SMCR/SMCC are not estimable (Hedges' c(n-1) undefined, metafor NA); "
-                   "the study is dropped with the misleading reason 'a zero cell without continuity "
-                   "correction?'")
 def test_prepost_n2_drop_reason_names_n():
     df = pd.DataFrame({"study": ["A", "B"], "mean_pre": [1.0, 2.0], "sd_pre": [1.0, 1.0],
                        "mean_post": [1.5, 2.5], "sd_post": [1.0, 1.2], "n": [2, 10]})

@@ -119,3 +119,14 @@ def test_labels_and_predicates():
     assert analysis_scale_label("MD") == "mean difference"
     assert is_ratio("or") and is_ratio("PETO") and not is_ratio("RD")
     assert is_proportion("PAS") and not is_proportion("RR")
+
+
+@pytest.mark.parametrize("t", [1e-300, -1e-300, 1e-310, 5e-324, 0.0, -np.inf, np.inf])
+def test_pft_inverse_far_outside_range_is_quiet(t):
+    """sin(2t) -> 0 makes 1/sin(2t) overflow; such t lie outside the range and map to 0 or 1."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = back_transform("PFT", [t], ni=[10])
+    assert got.tolist() == [1.0 if t > 1 else 0.0]

@@ -12,8 +12,8 @@ import hashlib
 import importlib.util
 import json
 import os
-import posixpath
 import sys
+import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -22,6 +22,9 @@ from snakemake.utils import validate
 RESULTS = "results"
 SNAPSHOTS = f"{RESULTS}/data"
 FINGERPRINT = f"{SNAPSHOTS}/.fingerprint"
+# Config files in the order Snakemake merged them (a key is located in the last one holding it).
+CONFIG_FILES = [str(f) for f in [*workflow.configfiles, *(workflow.overwrite_configfiles or [])]]
+CONFIG_FILES = list(dict.fromkeys(CONFIG_FILES)) or ["config.yaml"]
 
 # Parse-time code uses the package next to this Snakefile when there is one (jobs use the
 # installed package: `pip install -e .`).
@@ -35,26 +38,23 @@ def stop(message):
     sys.exit(1)
 
 
-def _config_errors():
-    """Readable schema errors: one line per problem, naming the config path and the value."""
-    import jsonschema
-    import yaml
-
-    schema = yaml.safe_load(Path(workflow.basedir, "workflow/schemas/config.schema.yaml").read_text())
-    errs = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
-    lines = []
-    for e in errs[:10]:
-        where = posixpath.join(*map(str, e.absolute_path)) if e.absolute_path else "(top level)"
-        lines.append(f"  config.yaml {where}: {e.message}")
-    return "\n".join(lines)
-
-
 def _validate_config():
+    """Schema (workflow/schemas/config.schema.yaml), outcome keys and data paths; else stop."""
     try:
         validate(config, "../schemas/config.schema.yaml")
     except WorkflowError as exc:
-        stop("config.yaml is invalid:\n" + (_config_errors() or f"  {exc}") +
-             "\n(allowed keys and values: workflow/schemas/config.schema.yaml; see docs/workflow.md)")
+        import yaml
+
+        schema = yaml.safe_load(Path(workflow.basedir, "workflow/schemas/config.schema.yaml").read_text())
+        problems = CONFIG_CHECKS.schema_problems(config, schema, CONFIG_FILES)
+        listed = "\n".join(f"ConfigError: {p}" for p in problems) or str(exc)
+        stop(f"config.yaml is invalid:\n{listed}\n(allowed keys and values: "
+             "workflow/schemas/config.schema.yaml; see docs/workflow.md)")
+    try:
+        CONFIG_CHECKS.check_outcome_keys(config, CONFIG_FILES)
+        CONFIG_CHECKS.check_paths(config, CONFIG_FILES)
+    except CONFIG_CHECKS.ConfigError as exc:
+        stop(f"ConfigError: {exc}")
 
 
 _validate_config()
@@ -80,7 +80,7 @@ def _fingerprint():
     for f in data_files():
         h.update(f.encode())
         h.update(Path(f).read_bytes() if Path(f).exists() else b"<missing>")
-    for module in ("data.py", "analysis.py", "io.py"):
+    for module in ("data.py", "analysis.py", "io.py", "config.py", "effects.py"):
         p = _package_file(module)
         h.update(p.read_bytes() if p is not None and p.exists() else b"")
     return h.hexdigest()
@@ -92,10 +92,6 @@ def _write_snapshots():
     from metapool.data import DataError, load_studies, load_tables
     from metapool.io import dumps_json, write_if_changed
 
-    missing = [f for f in data_files() if not Path(f).exists()]
-    if missing:
-        stop("data file(s) named in config.yaml not found (relative to "
-             f"{os.getcwd()}): {', '.join(missing)}")
     try:
         studies = load_studies(config["studies"])
         rows = load_tables(config["tables"], extra=config.get("extra_studies") or [],
@@ -107,20 +103,30 @@ def _write_snapshots():
         spec = resolve_spec(config["outcomes"][outcome], defaults)
         unknown = sorted(set(spec.get("analyses") or {}) - set(EXTRA_ANALYSES))
         if unknown:
-            stop(f"config.yaml outcomes/{outcome}/analyses: unknown analysis {', '.join(unknown)} "
-                 f"(known: {', '.join(sorted(EXTRA_ANALYSES)) or 'none'})")
+            _config_stop(CONFIG_CHECKS.setting_keys(config, outcome, "analyses"), None,
+                         f"unknown analysis {', '.join(unknown)} (known: "
+                         f"{', '.join(sorted(EXTRA_ANALYSES)) or 'none'})", key_name=unknown[0])
+        mine = rows[rows["outcome"].astype(str) == outcome]
+        if mine.empty:
+            typo = _close_keys(outcome, rows["outcome"].astype(str).unique())
+            _config_stop(["outcomes", outcome], None,
+                         f"no data rows have outcome = {outcome!r} in {', '.join(config['tables'])} "
+                         f"or extra_studies{typo}")
+        where = f"{mine['table'].iloc[0]}, {_line(mine['line'].iloc[0])}"
         # `line` is left out so that inserting a row above another outcome's rows in the same
         # CSV does not change (and re-run) that outcome.
-        mine = rows[rows["outcome"].astype(str) == outcome].drop(columns=["line"], errors="ignore")
-        mine = mine.dropna(axis=1, how="all")
+        mine = mine.drop(columns=["line"], errors="ignore").dropna(axis=1, how="all")
+        try:
+            CONFIG_CHECKS.check_outcome(outcome, spec, mine["kind"].iloc[0],
+                                        [*studies.columns, *mine.columns], where, CONFIG_FILES, config)
+        except CONFIG_CHECKS.ConfigError as exc:
+            stop(f"ConfigError: {exc}")
         status = mine["status"].astype(str).str.lower() if "status" in mine else None
-        if mine.empty:
-            stop(f"config.yaml outcomes/{outcome}: no data rows with outcome = {outcome!r} in "
-                 f"{', '.join(config['tables'])} or extra_studies")
         if status is not None and not status.isin(spec["status"]).any():
-            stop(f"config.yaml outcomes/{outcome}: none of its {len(mine)} rows has a status in "
-                 f"{spec['status']} (found: {', '.join(sorted(set(status)))}); add the status to "
-                 f"outcomes/{outcome}/status to pool them")
+            _config_stop(CONFIG_CHECKS.setting_keys(config, outcome, "status"), spec["status"],
+                         f"none of outcome {outcome!r}'s {len(mine)} rows has one of these statuses "
+                         f"(found: {', '.join(sorted(set(status)))}, {where}); add the status to "
+                         f"outcomes/{outcome}/status to pool them")
         used = studies[studies["study"].astype(str).isin(mine["study"].astype(str))]
         snap = {"outcome": outcome, "spec": spec,
                 "rows": mine.astype(object).where(mine.notna(), None).to_dict(orient="records"),
@@ -128,8 +134,44 @@ def _write_snapshots():
         write_if_changed(f"{SNAPSHOTS}/{outcome}.json", dumps_json(snap))
 
 
+def _config_stop(keys, value, allowed, key_name=None):
+    """Stop with a ConfigError located at ``keys`` in the config file (value None: not shown)."""
+    value = CONFIG_CHECKS._NO_VALUE if value is None else value
+    stop(f"ConfigError: {CONFIG_CHECKS.config_error(CONFIG_FILES, keys, value, allowed, key_name=key_name)}")
+
+
+def _line(line):
+    return line if isinstance(line, str) else f"line {line}"
+
+
+def _close_keys(outcome, keys):
+    import difflib
+
+    close = difflib.get_close_matches(outcome, [str(k) for k in keys], n=1, cutoff=0.75)
+    return f"; rows with the similar key {close[0]!r} exist (a typo?)" if close else ""
+
+
+def _remove_stale_temp_files(max_age=600.0):
+    """Delete temporary files (.name.XXXX.tmp) that a killed job left in results/.
+
+    Only files older than ``max_age`` seconds: a younger one may belong to a job that is still
+    writing (all writers rename their temporary file within a second).
+    """
+    now = time.time()
+    for folder, _, names in os.walk(RESULTS):
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                p = os.path.join(folder, name)
+                try:
+                    if now - os.stat(p).st_mtime > max_age:
+                        os.unlink(p)
+                except FileNotFoundError:
+                    pass
+
+
 def prepare():
     """Write the snapshots unless config and data are unchanged since the last parse."""
+    _remove_stale_temp_files()
     fp = _fingerprint()
     fresh = Path(FINGERPRINT).exists() and Path(FINGERPRINT).read_text() == fp
     if fresh and all(Path(f"{SNAPSHOTS}/{o}.json").exists() for o in OUTCOMES):

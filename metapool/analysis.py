@@ -31,6 +31,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from .glmm import GLMMError
 from .results import EffectSizes, MetaResult, OutcomeAnalysis
 
 __all__ = ["analyse_outcome", "resolve_spec", "select_rows", "fit_variant", "register_analysis",
@@ -194,6 +195,10 @@ def _fit_all(methods, effects, rows, spec, outcome) -> tuple[list[MetaResult], l
             fits.append(_fit_one(m, effects, rows, spec))
         except AnalysisError as exc:
             raise AnalysisError(f"outcome {outcome!r}: {exc}") from None
+        except (GLMMError, ValueError) as exc:
+            if m not in GLMM_METHODS:
+                raise
+            notes.append(f"{m} not fitted: {exc}")   # the inverse-variance models go on
     if not fits:
         raise AnalysisError(f"outcome {outcome!r}: no model could be fitted (k = {effects.k})")
     return fits, notes
@@ -243,14 +248,15 @@ def analyse_outcome(outcome: str, spec: Mapping, tables, studies: pd.DataFrame |
         notes += [f"{s} left out: {why}" for s, why in effects.dropped]
     studies = studies if studies is not None else pd.DataFrame(columns=["study"])
     ctx = AnalysisContext(outcome, spec, rows, studies, effects, tuple(fits))
+    notes += _boundary_notes(effects)
     extras = {"spec": spec, "notes": notes, "provenance": _provenance(rows)}
+    if any(m in GLMM_METHODS for m in spec["methods"]):
+        extras["glmm"] = _glmm_status(ctx, fit_notes)
     if spec.get("subgroup"):
-        labels = _group_labels(ctx, spec["subgroup"])
-        if labels.nunique() >= 2:
-            extras["subgroups"] = subgroup_analysis(ctx, {"by": spec["subgroup"]})
-        else:
-            notes.append(f"No subgroups by {spec['subgroup']}: all {effects.k} studies have "
-                         f"{spec['subgroup']} = {labels.iloc[0]!r}")
+        extras["subgroups"] = subgroup_analysis(ctx, {"by": spec["subgroup"]})
+        if extras["subgroups"].get("status", "ok") != "ok":
+            notes.append(f"No subgroup comparison by {spec['subgroup']}: "
+                         f"{extras['subgroups']['status'].removeprefix('not run: ')}")
     for name, options in (spec.get("analyses") or {}).items():
         if options is False:
             continue
@@ -258,6 +264,7 @@ def analyse_outcome(outcome: str, spec: Mapping, tables, studies: pd.DataFrame |
             raise AnalysisError(f"outcome {outcome!r}: unknown analysis {name!r} "
                                 f"(known: {', '.join(sorted(EXTRA_ANALYSES)) or 'none'})")
         extras[name] = EXTRA_ANALYSES[name](ctx, options if isinstance(options, dict) else {})
+    extras["figures"] = figure_kinds(extras)
     return OutcomeAnalysis(outcome=outcome, label=spec.get("label", outcome), effects=effects,
                            fits=tuple(fits), extras=extras)
 
@@ -288,14 +295,316 @@ def subgroup_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
 
     The grouping column (``options["by"]``) is read from the outcome rows or the study table;
     studies without a value form the group "not reported".  The model is the outcome's first
-    inverse-variance random-effects method (FE if none), with separate tau² per subgroup.
+    inverse-variance random-effects method (FE if none).  The top level holds the fits with a
+    separate tau² per subgroup (drawn in the forest plot); ``common_tau2`` holds the same
+    analysis with one tau² shared by all subgroups (random effects only).  ``levels`` counts
+    the studies per value; with fewer than two values ``status`` says why nothing was compared.
     """
     from .subgroups import subgroup_analysis as _subgroups
 
     by = options["by"]
     labels = _group_labels(ctx, by)
-    return _subgroups(ctx.effects, groups=labels.tolist(), method=_subgroup_method(ctx),
-                      test=ctx.spec.get("test", "z"), level=ctx.spec.get("level", 0.95), by=by)
+    levels = {str(k): int(v) for k, v in labels.value_counts(sort=False).sort_index().items()}
+    if len(levels) < 2:
+        only = next(iter(levels), "none")
+        return {"by": by, "status": f"not run: all {ctx.effects.k} studies have {by} = {only!r}",
+                "levels": levels, "groups": []}
+    method = _subgroup_method(ctx)
+    kw = {"groups": labels.tolist(), "method": method, "test": ctx.spec.get("test", "z"),
+          "level": ctx.spec.get("level", 0.95), "by": by}
+    out = {"status": "ok", **_subgroups(ctx.effects, **kw), "levels": levels}
+    if method not in FIXED_METHODS:
+        try:
+            out["common_tau2"] = _subgroups(ctx.effects, tau2="common", **kw)
+        except ValueError as exc:
+            out["common_tau2"] = {"status": f"not run: {exc}"}
+    return out
+
+
+# --------------------------------------------------------------------------- further analyses
+#: Fewest studies each analysis needs (``analyses: {name: {min_k: ...}}`` raises it).
+MIN_K = {"leave_one_out": 3, "cumulative": 3, "influence": 3, "gosh": 3, "small_study": 3,
+         "metareg": 4}
+#: Figure kinds drawn from the extras (``results/figures/{outcome}_{kind}.{png,svg}``).
+FIGURE_KINDS = ("loo", "cumulative", "influence", "baujat", "gosh", "bubble")
+_FIGURE_SOURCE = {"loo": "leave_one_out", "cumulative": "cumulative", "influence": "influence",
+                  "baujat": "influence", "gosh": "gosh", "bubble": "metareg"}
+
+
+def figure_kinds(extras: Mapping) -> list[str]:
+    """The diagnostic figures that apply: those whose analysis ran (bubble: one numeric moderator)."""
+    out = []
+    for kind in FIGURE_KINDS:
+        res = extras.get(_FIGURE_SOURCE[kind])
+        if not isinstance(res, Mapping) or res.get("status") != "ok":
+            continue
+        if kind == "bubble" and not res.get("bubble"):
+            continue
+        out.append(kind)
+    return out
+
+
+def _min_k(name: str, options: Mapping) -> int:
+    return max(int(options.get("min_k", MIN_K[name])), MIN_K[name])
+
+
+def _not_run(k: int, min_k: int) -> dict | None:
+    """``{"status": "not run: k = 2 < 3", ...}`` when there are too few studies, else None."""
+    if k < min_k:
+        return {"status": f"not run: k = {k} < {min_k}", "k": int(k), "min_k": int(min_k)}
+    return None
+
+
+def _iv_fit(ctx: AnalysisContext) -> MetaResult:
+    """The inverse-variance model the sensitivity analyses refit: the first random-effects
+    inverse-variance fit, else the first fixed one (MH, Peto and GLMM are not refitted)."""
+    iv = [f for f in ctx.fits if f.method not in COUNT_METHODS + GLMM_METHODS]
+    if iv:
+        return next((f for f in iv if f.is_random), iv[0])
+    from .models import fit
+
+    return fit(ctx.effects, method="REML", test=ctx.spec.get("test", "z"),
+               level=ctx.spec.get("level", 0.95), pi_method=ctx.spec.get("pi_method", "metafor"))
+
+
+def _study_column(ctx: AnalysisContext, column: str) -> pd.Series:
+    """Values of ``column`` per study of ``ctx.effects`` (outcome rows first, then study table);
+    missing values stay missing."""
+    study = pd.Series(ctx.effects.study, name="study")
+    for table in (ctx.rows, ctx.studies):
+        if column in table.columns and "study" in table.columns:
+            lab = table.drop_duplicates("study").set_index(
+                table["study"].astype(str).drop_duplicates())[column]
+            return study.map(lab)
+    raise AnalysisError(f"outcome {ctx.outcome!r}: column {column!r} is neither in the outcome rows "
+                        f"nor in the study table")
+
+
+def _numeric(values: pd.Series) -> pd.Series | None:
+    """The values as numbers if every non-missing value is one, else None."""
+    num = pd.to_numeric(values, errors="coerce")
+    return num if (num.notna() == values.notna()).all() else None
+
+
+def leave_one_out_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
+    """Leave-one-out refits of the primary inverse-variance model (metafor ``leave1out``)."""
+    from .sensitivity import leave_one_out, records
+
+    fit = _iv_fit(ctx)
+    skip = _not_run(fit.k, _min_k("leave_one_out", options))
+    if skip:
+        return skip
+    return {"status": "ok", "method": fit.method, "k": fit.k, "table": records(leave_one_out(fit))}
+
+
+def cumulative_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
+    """Cumulative meta-analysis ordered by ``options["order"]`` (default the study-table ``year``;
+    studies without a value are added last, in input order), metafor ``cumul``."""
+    from .sensitivity import cumulative, records
+
+    fit = _iv_fit(ctx)
+    skip = _not_run(fit.k, _min_k("cumulative", options))
+    if skip:
+        return skip
+    by = options.get("order", "year")
+    decreasing = bool(options.get("decreasing", False))
+    key = _study_column(ctx, by)
+    key = _numeric(key) if _numeric(key) is not None else key.astype(object)
+    missing = [s for s, m in zip(fit.study, key.isna()) if m]
+    notes = []
+    if missing:
+        notes.append(f"no {by} for {', '.join(missing)}: added last")
+        if key.dtype.kind == "f":
+            key = key.fillna(-np.inf if decreasing else np.inf)
+        else:
+            key = key.where(key.notna(), "\uffff").astype(str)
+    table = cumulative(fit, order=key.to_numpy(), decreasing=decreasing)
+    if missing:
+        table["order"] = table["order"].where(~table["study"].isin(missing), None)
+    return {"status": "ok", "method": fit.method, "k": fit.k, "order_by": by, "decreasing": decreasing,
+            "notes": notes, "table": records(table)}
+
+
+def influence_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
+    """Case-deletion diagnostics (metafor ``influence``) with the influential studies flagged,
+    and the Baujat coordinates (metafor ``baujat``)."""
+    from .sensitivity import baujat, influence, records
+
+    fit = _iv_fit(ctx)
+    skip = _not_run(fit.k, _min_k("influence", options))
+    if skip:
+        return skip
+    inf = influence(fit)
+    return {"status": "ok", "method": fit.method, "k": fit.k, "tau2": fit.tau2, "Q": fit.Q,
+            "influential": [str(s) for s in inf.loc[inf["inf"], "study"]],
+            "table": records(inf), "baujat": records(baujat(fit))}
+
+
+def _stored_fit(analysis: OutcomeAnalysis, method: str) -> MetaResult:
+    """The fit an analysis was run on (refitted when it was not one of the stored fits)."""
+    stored = [f for f in analysis.fits if f.method == method]
+    if stored:
+        return stored[0]
+    from .models import fit
+
+    spec = analysis.extras.get("spec") or DEFAULTS
+    return fit(analysis.effects, method=method, test=spec.get("test", "z"),
+               level=spec.get("level", 0.95), pi_method=spec.get("pi_method", "metafor"))
+
+
+#: GOSH defaults for the pipeline: all subsets up to k = 13 (8,191 fits), else a seeded sample.
+GOSH_SUBSETS = 10_000
+
+
+def gosh_result(analysis_or_ctx, options: Mapping | None = None):
+    """The :class:`metapool.sensitivity.GoshResult` of an analysis (recomputed, deterministic:
+    the same subsets and seed as stored in ``extras["gosh"]``)."""
+    from .sensitivity import gosh
+
+    if isinstance(analysis_or_ctx, OutcomeAnalysis):
+        stored = analysis_or_ctx.extras.get("gosh") or {}
+        options = {"subsets": stored.get("subsets", GOSH_SUBSETS), "seed": stored.get("seed_option", 1)}
+        fit = _stored_fit(analysis_or_ctx, stored.get("fit_method"))
+        return gosh(fit, subsets=options["subsets"], seed=options["seed"])
+    fit = _iv_fit(analysis_or_ctx)
+    options = options or {}
+    return gosh(fit, subsets=int(options.get("subsets", GOSH_SUBSETS)), seed=int(options.get("seed", 1)))
+
+
+def gosh_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
+    """GOSH (metafor ``gosh``): the model fitted to all subsets (k <= 13) or a seeded random sample
+    of ``subsets`` (default 10,000) subsets; the JSON keeps a compact summary."""
+    fit = _iv_fit(ctx)
+    skip = _not_run(fit.k, _min_k("gosh", options))
+    if skip:
+        return skip
+    subsets, seed = int(options.get("subsets", GOSH_SUBSETS)), int(options.get("seed", 1))
+    g = gosh_result(ctx, {"subsets": subsets, "seed": seed})
+    return {"status": "ok", "fit_method": fit.method, "subsets": subsets, "seed_option": seed,
+            **g.to_dict()}
+
+
+def small_study_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
+    """Small-study effects (:mod:`metapool.bias`): Egger's test (classical weighted regression),
+    Peters' test (two-arm counts), Begg's rank test and trim-and-fill (L0, the primary model's
+    estimator).  With k < 10 ``power_note`` says the tests have little power."""
+    from . import bias
+
+    fit = _iv_fit(ctx)
+    skip = _not_run(fit.k, _min_k("small_study", options))
+    if skip:
+        return skip
+    y, v = np.asarray(fit.yi, float), np.asarray(fit.vi, float)
+    level = ctx.spec.get("level", 0.95)
+    model = options.get("model", "lm")
+    out = {"status": "ok", "method": fit.method, "k": fit.k, "power_note": bias._power_note(fit.k)}
+    tests = {"egger": lambda: bias.egger_test(y, v, model=model, method=fit.method, level=level),
+             "begg": lambda: bias.begg_test(y, v),
+             "trim_and_fill": lambda: bias.trim_and_fill(
+                 y, v, estimator=options.get("estimator", "L0"), method=fit.method, test=fit.test,
+                 level=level, measure=fit.measure, study=fit.study, ni=fit.ni)}
+    if ctx.effects.kind == "binary" and fit.ni is not None:
+        tests["peters"] = lambda: bias.peters_test(y, v, fit.ni, model=model, method=fit.method,
+                                                   level=level)
+    for name, run in tests.items():
+        try:
+            out[name] = {"status": "ok", **run().to_dict()}
+        except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
+            out[name] = {"status": f"not run: {exc}"}
+    return out
+
+
+def _moderators(ctx: AnalysisContext, names) -> tuple[pd.DataFrame, list[str]]:
+    """Moderator table per study (numbers where every value is one) and the studies lacking one."""
+    table = pd.DataFrame({n: _study_column(ctx, n) for n in names})
+    table.index = list(ctx.effects.study)
+    for n in names:
+        num = _numeric(table[n])
+        table[n] = num if num is not None else table[n].astype(object)
+    missing = [s for s, row in table.iterrows() if row.isna().any()]
+    return table, missing
+
+
+def metareg_result(analysis_or_ctx, options: Mapping | None = None):
+    """(MetaRegression or None, reason, moderator table) for ``options["moderators"]``."""
+    from .metareg import meta_regression
+
+    if isinstance(analysis_or_ctx, OutcomeAnalysis):
+        stored = analysis_or_ctx.extras.get("metareg") or {}
+        table = pd.DataFrame(stored.get("data", []))
+        fit = _stored_fit(analysis_or_ctx, stored.get("fit_method"))
+        keep = np.isin(np.asarray(fit.study), table["study"].astype(str))
+        reg = meta_regression(np.asarray(fit.yi)[keep], np.asarray(fit.vi)[keep],
+                              table[list(stored["moderators"])], method=fit.method, test=fit.test,
+                              level=fit.level, study=table["study"].astype(str).tolist())
+        return reg, "", table
+    ctx = analysis_or_ctx
+    names = list(options.get("moderators") or [])
+    if not names:
+        raise AnalysisError(f"outcome {ctx.outcome!r}: analyses/metareg needs moderators: [column, ...]")
+    fit = _iv_fit(ctx)
+    table, missing = _moderators(ctx, names)
+    keep = ~table.index.isin(missing)
+    k = int(keep.sum())
+    min_k = _min_k("metareg", options)
+    n_coef = 1 + sum(1 if pd.api.types.is_numeric_dtype(table[n]) else
+                     max(table.loc[keep, n].nunique() - 1, 0) for n in names)
+    min_k = max(min_k, n_coef + 2)
+    if k < min_k:
+        why = f"k = {k} < {min_k}" + (f" ({len(missing)} without {'/'.join(names)})" if missing else "")
+        return None, f"not run: {why}", table
+    flat = [n for n in names if table.loc[keep, n].nunique() < 2]
+    if flat:
+        return None, f"not run: {', '.join(flat)} takes one value only", table
+    reg = meta_regression(np.asarray(fit.yi)[keep], np.asarray(fit.vi)[keep], table.loc[keep, names],
+                          method=fit.method, test=fit.test, level=fit.level,
+                          study=[s for s, m in zip(fit.study, keep) if m])
+    return reg, "", table.loc[keep]
+
+
+def metareg_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
+    """Mixed-effects meta-regression on ``options["moderators"]`` (study-table or row columns;
+    :func:`metapool.metareg.meta_regression`, the primary model's tau² estimator): coefficients,
+    QM, residual tau², R²; ``bubble`` is true for a single numeric moderator."""
+    fit = _iv_fit(ctx)
+    reg, why, table = metareg_result(ctx, options)
+    names = list(options.get("moderators") or [])
+    if reg is None:
+        return {"status": why, "k": fit.k, "moderators": names}
+    numeric = len(names) == 1 and pd.api.types.is_numeric_dtype(table[names[0]])
+    dropped = [s for s in fit.study if s not in set(reg.study)]
+    data = table.reset_index().rename(columns={"index": "study"})
+    return {"status": "ok", "fit_method": fit.method, "bubble": bool(numeric and reg.p == 2),
+            "dropped": dropped, "data": data.astype(object).where(data.notna(), None).to_dict("records"),
+            **reg.to_dict()}
+
+
+def _glmm_status(ctx: AnalysisContext, fit_notes) -> dict:
+    if any(f.method in GLMM_METHODS for f in ctx.fits):
+        return {"status": "ok"}
+    why = next((n.split(": ", 1)[1] for n in fit_notes if n.startswith("GLMM not fitted")),
+               "needs single-arm counts and measure PLO")
+    return {"status": f"not run: {why}"}
+
+
+def _boundary_notes(effects: EffectSizes) -> list[str]:
+    """Single-arm studies with 0 or n events: the observed proportion and its exact
+    (Clopper-Pearson) interval, since a continuity-corrected logit does not show 0% or 100%."""
+    if effects.kind != "proportion" or effects.data is None or effects.measure not in ("PLO", "PR", "PAS"):
+        return []
+    from scipy import stats
+
+    d = effects.data
+    x, n = d["events"].to_numpy(float), d["total"].to_numpy(float)
+    edge = (x == 0) | (x == n)
+    out = []
+    for s, xi, ni in zip(d.loc[edge, "study"], x[edge], n[edge]):
+        lo = 0.0 if xi == 0 else stats.beta.ppf(0.025, xi, ni - xi + 1)
+        hi = 1.0 if xi == ni else stats.beta.ppf(0.975, xi + 1, ni - xi)
+        out.append(f"{s}: {int(xi)}/{int(ni)} observed = {100 * xi / ni:.0f}% (exact 95% CI "
+                   f"{100 * lo:.1f}% to {100 * hi:.1f}%); the {effects.measure} effect size adds a "
+                   f"continuity correction, so its study estimate is not exactly {100 * xi / ni:.0f}%")
+    return out
 
 
 # --------------------------------------------------------------------------- variants
@@ -328,3 +637,11 @@ def fit_variant(analysis: OutcomeAnalysis, measure: str | None = None, method: s
     if effects.k < 2 and method not in FIXED_METHODS:
         method = "FE"   # with one study every model returns the study's own estimate
     return _fit_one(method, effects, rows, spec)
+
+
+register_analysis("leave_one_out", leave_one_out_analysis)
+register_analysis("cumulative", cumulative_analysis)
+register_analysis("influence", influence_analysis)
+register_analysis("gosh", gosh_analysis)
+register_analysis("small_study", small_study_analysis)
+register_analysis("metareg", metareg_analysis)

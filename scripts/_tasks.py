@@ -21,7 +21,7 @@ def preload():
     import pandas  # noqa: F401
 
     from metapool import analysis, report as _report, tables  # noqa: F401
-    from metapool.plots import forest, funnel  # noqa: F401
+    from metapool.plots import diagnostics, forest, funnel  # noqa: F401
 
 
 def warm_up():
@@ -84,10 +84,63 @@ def analyse_outcome(snakemake):
     t1 = time.perf_counter()
     forest_plot(analysis, _stem(snakemake.output.forest_png))
     t2 = time.perf_counter()
-    funnel_plot(analysis, _stem(snakemake.output.funnel_png))
+    bias = analysis.extras.get("small_study") or {}
+    ok = [bias.get(t) if (bias.get(t) or {}).get("status") == "ok" else None
+          for t in ("trim_and_fill", "egger")]
+    funnel_plot(analysis, _stem(snakemake.output.funnel_png), contours=True, filled=ok[0], egger=ok[1])
     t3 = time.perf_counter()
     print(f"{snap['outcome']}: k = {analysis.effects.k}, fits {', '.join(f.method for f in analysis.fits)}; "
           f"analysis {t1 - t0:.2f} s, forest {t2 - t1:.2f} s, funnel {t3 - t2:.2f} s")
+
+
+def draw_diagnostic(analysis, kind: str, stem: str):
+    """Draw figure ``kind`` of ``analysis`` from its stored extras (``{stem}.png`` and ``.svg``)."""
+    import pandas as pd
+
+    from metapool import analysis as ana
+    from metapool.plots import diagnostics
+    from metapool.plots.forest import summary_forest
+
+    ex, es, label = analysis.extras, analysis.effects, analysis.label
+    if kind not in ex.get("figures", []):
+        raise ValueError(f"{analysis.outcome}: no {kind} figure (extras['figures'] = {ex.get('figures')})")
+    if kind in ("loo", "cumulative"):
+        res = ex["leave_one_out" if kind == "loo" else "cumulative"]
+        t = pd.DataFrame(res["table"])
+        fit = next((f for f in analysis.fits if f.method == res["method"]), analysis.primary)
+        if kind == "loo":
+            labels, title = [f"omitting {s}" for s in t["study"]], f"Leave-one-out ({res['method']}): {label}"
+        else:
+            labels = [f"+ {s}" + ("" if o is None or pd.isna(o) else f" ({o:g})" if isinstance(o, float)
+                                  else f" ({o})") for s, o in zip(t["study"], t["order"])]
+            title = f"Cumulative meta-analysis by {res['order_by']} ({res['method']}): {label}"
+        return summary_forest(labels, t["estimate"], t["ci_lb"], t["ci_ub"], measure=es.measure,
+                              path_stem=stem, title=title, pooled=fit, ni=es.ni, level=fit.level)
+    if kind == "influence":
+        res = ex["influence"]
+        return diagnostics.influence_plot(pd.DataFrame(res["table"]), stem, tau2=res["tau2"], Q=res["Q"],
+                                          title=f"Influence diagnostics ({res['method']}): {label}")
+    if kind == "baujat":
+        res = ex["influence"]
+        frame = pd.DataFrame(res["baujat"])
+        frame.attrs["method"] = res["method"]
+        return diagnostics.baujat_plot(frame, stem, title=f"Baujat plot ({res['method']}): {label}")
+    if kind == "gosh":
+        g = ana.gosh_result(analysis)
+        return diagnostics.gosh_plot(g, stem, measure=es.measure, title=f"GOSH plot ({g.method}): {label}")
+    reg, _, _ = ana.metareg_result(analysis)
+    return diagnostics.bubble_plot(reg, stem, moderator=reg.coef[1], measure=es.measure,
+                                   title=f"Meta-regression on {reg.coef[1]}: {label}")
+
+
+def diagnostic_figure(snakemake):
+    """One diagnostic figure (``snakemake.params.kind``) of one outcome, from its pooled JSON."""
+    from metapool.results import OutcomeAnalysis
+
+    t0 = time.perf_counter()
+    analysis = OutcomeAnalysis.from_dict(json.loads(Path(snakemake.input.pooled).read_text()))
+    draw_diagnostic(analysis, snakemake.params.kind, _stem(snakemake.output.png))
+    print(f"{analysis.outcome} {snakemake.params.kind}: {time.perf_counter() - t0:.2f} s")
 
 
 def load_analyses(paths, outcomes):
@@ -119,6 +172,9 @@ def report(snakemake):
     write_text(snakemake.output.reproduction_md, report.reproduction_markdown(rep))
     figures = {o: {"forest": f, "funnel": u}
                for o, f, u in zip(outcomes, snakemake.input.forest, snakemake.input.funnel)}
+    for o, a in analyses.items():      # the diagnostic figures the analysis lists, next to the forest
+        for kind in a.extras.get("figures", []):
+            figures[o][kind] = str(Path(figures[o]["forest"]).with_name(f"{o}_{kind}.svg"))
     studies = load_studies(snakemake.input.studies)
     html = report.render_html(analyses, summary, rep, figures, studies=studies, title=snakemake.params.title)
     write_text(snakemake.output.html, html)

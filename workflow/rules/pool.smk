@@ -2,9 +2,17 @@
 # funnel plots.  Effects, pooling and figures share one job on purpose: each Python job pays
 # ~2 s of imports (numpy, scipy, pandas, matplotlib), so one coarse job per outcome keeps a full
 # run fast while every outcome remains its own branch of the DAG.
+#
+# The diagnostic figures (leave-one-out, cumulative, influence, Baujat, GOSH, bubble) apply only
+# where their analysis ran (enough studies, a numeric moderator): which ones is known from the
+# pooled result, so analyse_outcome is a checkpoint and the report asks for exactly the figures
+# listed in extras["figures"] of each results/pooled/{outcome}.json (see report.smk).  Each is
+# drawn by its own small job from that stored result; no outcome gets an empty or dummy figure.
+
+DIAGNOSTIC_KINDS = ("loo", "cumulative", "influence", "baujat", "gosh", "bubble")
 
 
-rule analyse_outcome:
+checkpoint analyse_outcome:
     input:
         snapshot=f"{SNAPSHOTS}/{{outcome}}.json",
     output:
@@ -28,3 +36,37 @@ rule analyse_outcome:
         "../envs/metapool.yaml"
     script:
         "../../scripts/analyse_outcome.py"
+
+
+rule diagnostic_figure:
+    input:
+        pooled=f"{RESULTS}/pooled/{{outcome}}.json",
+    output:
+        png=f"{RESULTS}/figures/{{outcome}}_{{kind}}.png",
+        svg=report(
+            f"{RESULTS}/figures/{{outcome}}_{{kind}}.svg",
+            caption="../report/diagnostics.rst",
+            category="Diagnostic plots",
+            subcategory="{kind}",
+        ),
+    wildcard_constraints:
+        kind="|".join(DIAGNOSTIC_KINDS),
+    params:
+        kind="{kind}",
+    log:
+        f"{RESULTS}/logs/diagnostic_figure/{{outcome}}_{{kind}}.log",
+    conda:
+        "../envs/metapool.yaml"
+    script:
+        "../../scripts/diagnostic_figure.py"
+
+
+def diagnostic_figures(wildcards):
+    """The diagnostic figures (SVG) of every outcome, read from its pooled result."""
+    files = []
+    for outcome in OUTCOMES:
+        pooled = checkpoints.analyse_outcome.get(outcome=outcome).output.pooled
+        with open(pooled) as fh:
+            kinds = json.load(fh).get("extras", {}).get("figures", [])
+        files += [f"{RESULTS}/figures/{outcome}_{kind}.svg" for kind in kinds]
+    return files

@@ -6,6 +6,7 @@ rule report:
         pooled=expand(f"{RESULTS}/pooled/{{outcome}}.json", outcome=OUTCOMES),
         forest=expand(f"{RESULTS}/figures/{{outcome}}_forest.svg", outcome=OUTCOMES),
         funnel=expand(f"{RESULTS}/figures/{{outcome}}_funnel.svg", outcome=OUTCOMES),
+        diagnostics=diagnostic_figures,
         studies=config["studies"],
         targets=config.get("targets", []),
     output:

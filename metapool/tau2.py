@@ -31,6 +31,7 @@ All estimates are truncated at 0.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -78,16 +79,27 @@ def _check_method(method):
 
 # ----------------------------------------------------------------------------- sums
 def _wsums(Y, V, mask, tau2):
-    """Weights, their sum, weighted mean and residuals for tau2 of shape (B,)."""
-    w = np.where(mask, 1.0 / (V + tau2[:, None]), 0.0)
+    """Weights, their sum, weighted mean and residuals for tau2 of shape (B,).
+
+    Needs arrays as :func:`_as_batch` returns them (``Y = 0`` and ``V = 1`` where masked):
+    the weights are then exactly 0 at masked entries (``mask / (V + tau2)``), so every sum
+    below that multiplies by ``w`` ignores them without masking the residuals again.
+    """
+    w = mask / (V + tau2[:, None])
     sw = w.sum(axis=1)
     mu = (w * Y).sum(axis=1) / sw
-    e = np.where(mask, Y - mu[:, None], 0.0)
+    e = Y - mu[:, None]
     return w, sw, mu, e
 
 
 def generalized_q(Y, V, mask, tau2):
-    """Generalised Q ``sum w_i (y_i - ybar_w)^2`` with ``w_i = 1/(v_i + tau2)``, shape (B,)."""
+    """Generalised Q ``sum w_i (y_i - ybar_w)^2`` with ``w_i = 1/(v_i + tau2)``, shape (B,).
+
+    ``Y``, ``V``: (B, k) arrays; entries where ``mask`` is False are ignored.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    Y = np.where(mask, Y, 0.0)
+    V = np.where(mask, V, 1.0)
     w, _, _, e = _wsums(Y, V, mask, np.asarray(tau2, dtype=float))
     return (w * e * e).sum(axis=1)
 
@@ -110,7 +122,12 @@ def _loglik(Y, V, mask, tau2, reml):
 
 
 def _score_step(Y, V, mask, tau2, method):
-    """Fisher-scoring step of metafor's rma.uni for ML or REML, shape (B,)."""
+    """Fisher-scoring step of metafor's rma.uni for ML or REML, shape (B,).
+
+    Rows need k >= 2 (:func:`_fisher` does not iterate single-study rows, whose step is
+    0/0).  With sampling variances spanning ~1e8 the sum for ``tr(PP)`` can cancel to 0;
+    the step is then infinite or NaN, which :func:`_fisher` treats as no step.
+    """
     w, sw, _, e = _wsums(Y, V, mask, tau2)
     we = w * e
     yppy = (we * we).sum(axis=1)
@@ -119,7 +136,8 @@ def _score_step(Y, V, mask, tau2, method):
         return (yppy - sw) / sw2
     trp = sw - sw2 / sw
     trpp = sw2 - 2.0 * (w ** 3).sum(axis=1) / sw + (sw2 / sw) ** 2
-    return (yppy - trp) / trpp
+    with np.errstate(divide="ignore", invalid="ignore"):  # cancelled tr(PP), see above
+        return (yppy - trp) / trpp
 
 
 # ----------------------------------------------------------------------------- closed forms
@@ -165,7 +183,7 @@ def q_root(Y, V, mask, target, *, tol=1e-12, maxiter=200):
     ``-y'PPy`` and its second derivative ``2 y'PPPy >= 0``), so Newton's method started at
     0 increases monotonically to the root; rows that do not converge within ``maxiter``
     are finished by :func:`scipy.optimize.brentq`.  Used for Paule-Mandel, EB and the
-    Q-profile CI (Viechtbauer 2007).
+    Q-profile CI (Viechtbauer 2007).  ``Y, V, mask`` as returned by :func:`_as_batch`.
 
     Returns
     -------
@@ -222,8 +240,10 @@ def _halve_into_range(t, adj):
 
     Returns ``adj / 2^n`` for the smallest ``n >= 0`` with ``t + adj / 2^n >= 0`` (t >= 0).
     At ``t = 0`` a negative step halves until it underflows to ``-0.0`` (about 1075 halvings
-    in R); that end point is set directly.  Otherwise ``n`` is estimated from
-    ``log2(-adj / t)`` (two less, to be safe) and finished by single halvings.
+    in R); that end point is set directly.  Otherwise the first ``n0 <= n`` halvings (from the
+    binary exponents of ``adj`` and ``t``) are done at once by :func:`numpy.ldexp`, exact as
+    long as the result stays a normal number (``n0`` is capped so that it does), and the rest
+    one by one, so the result is bit for bit that of the loop.
     """
     neg = t + adj < 0
     if not neg.any():
@@ -233,8 +253,9 @@ def _halve_into_range(t, adj):
     adj[at0] = -0.0
     rest = neg & ~at0
     if rest.any():
-        n0 = np.ceil(np.log2(-adj[rest] / t[rest])) - 2.0
-        adj[rest] = np.ldexp(adj[rest], -np.maximum(n0, 0.0).astype(int))
+        ea = np.frexp(adj[rest])[1]
+        n0 = np.minimum(ea - np.frexp(t[rest])[1] - 2, ea + 1021)  # 2**-1022: smallest normal
+        adj[rest] = np.ldexp(adj[rest], -np.maximum(n0, 0))
         neg = t + adj < 0
         while neg.any():
             adj[neg] /= 2.0
@@ -325,6 +346,14 @@ def _ll_upper(Y, V, mask, reml):
     return hi
 
 
+@functools.lru_cache(maxsize=8)
+def _rel_grid(n_grid):
+    """``{0} U geomspace(1e-10, 1, n_grid)`` (read-only; cached: geomspace costs ~50 us a call)."""
+    rel = np.concatenate([[0.0], np.geomspace(1e-10, 1.0, n_grid)])
+    rel.setflags(write=False)
+    return rel
+
+
 def _ll_grid_best(Y, V, mask, reml, n_grid):
     """Best point of a log-spaced grid ``{0} U geomspace(1e-10, 1, n_grid) * hi`` per row.
 
@@ -332,7 +361,7 @@ def _ll_grid_best(Y, V, mask, reml, n_grid):
     first one on ties; NaN likelihoods never win) and its log-likelihood, all per row.
     """
     hi = _ll_upper(Y, V, mask, reml)
-    rel = np.concatenate([[0.0], np.geomspace(1e-10, 1.0, n_grid)])
+    rel = _rel_grid(n_grid)
     ll = _loglik_grid(Y, V, mask, hi[:, None] * rel[None, :], reml)
     ll = np.where(np.isnan(ll), -np.inf, ll)
     best_j = np.argmax(ll, axis=1)

@@ -176,3 +176,24 @@ def test_leave_one_out_via_mask_matches_metafor():
     np.testing.assert_allclose(b.estimate, l1["estimate"], rtol=1e-6)
     np.testing.assert_allclose(b.tau2, l1["tau2"], rtol=1e-6, atol=1e-10)
     np.testing.assert_allclose(b.I2, l1["I2"], rtol=1e-6, atol=1e-8)
+
+
+def test_distribution_shortcuts_equal_scipy_stats():
+    """models calls scipy.special directly; it must give scipy.stats' numbers (NaN df -> NaN)."""
+    from scipy import stats
+
+    from metapool import models as M
+
+    df = np.array([1.0, 2.0, 3.0, 7.0, 29.0, 250.0, np.nan])
+    x = np.array([0.0, 0.3, 1.96, 4.0, 12.0, np.inf, 1.0])
+    for q in (0.25, 0.05, 0.025, 0.005):
+        assert M._norm_isf(q) == pytest.approx(stats.norm.isf(q), rel=1e-15)
+        np.testing.assert_allclose(M._t_isf(q, df), stats.t.isf(q, df), rtol=1e-15)
+    np.testing.assert_allclose(M._norm_sf(x), stats.norm.sf(x), rtol=1e-15)
+    np.testing.assert_allclose(M._t_sf(x, df), stats.t.sf(x, df), rtol=1e-15)
+    np.testing.assert_allclose(M._chi2_sf(x[:-2], df[:-2]), stats.chi2.sf(x[:-2], df[:-2]), rtol=1e-15)
+    from metapool import tau2 as T
+
+    hi, lo = T._chi2_quantiles(0.05, df[:-1])
+    np.testing.assert_allclose(hi, stats.chi2.isf(0.025, df[:-1]), rtol=1e-15)
+    np.testing.assert_allclose(lo, stats.chi2.ppf(0.025, df[:-1]), rtol=1e-15)

@@ -171,3 +171,105 @@ def test_qprofile_vectorised_and_capped():
 def test_qprofile_needs_two_studies():
     lb, ub = qprofile_ci([0.3], [0.1])
     assert np.isnan(lb) and np.isnan(ub)
+
+
+# ----------------------------------------------------------------------------- Fisher scoring details
+def _halve_loop(t, adj):
+    """metafor's literal ``while (tau2 + adj < tau2.min) adj <- adj / 2`` (tau2.min = 0), per row."""
+    out = adj.copy()
+    for i in range(t.size):
+        while t[i] + out[i] < 0:
+            out[i] /= 2.0
+    return out
+
+
+def test_step_halving_equals_metafors_loop():
+    rng = np.random.default_rng(7)
+    t = np.concatenate([[0.0, 0.0, 5e-324, 1e-310, 1e-300, 1e-20, 0.3, 2.0, 1.0],
+                        10.0 ** rng.uniform(-30, 2, 300), np.zeros(20)])
+    adj = -(10.0 ** rng.uniform(-12, 3, t.size))
+    adj[:3] = (-1.0, -1e-300, -1.0)
+    adj[8] = 0.5  # a positive step is left alone
+    got = T._halve_into_range(t, adj)
+    want = _halve_loop(t, adj)
+    assert np.array_equal(got, want) and np.array_equal(np.signbit(got), np.signbit(want))
+    assert np.all(t + got >= 0)
+
+
+def test_single_study_rows_are_not_iterated(monkeypatch):
+    """Their Fisher step is 0/0; they are tau2 = 0 by definition and must not reach the step."""
+    import warnings
+
+    seen = []
+    real = T._score_step
+
+    def spy(Y, V, mask, tau2, method):
+        seen.append(mask.sum(axis=1).min())
+        return real(Y, V, mask, tau2, method)
+
+    monkeypatch.setattr(T, "_score_step", spy)
+    Y = np.array([[0.1, 0.5, -0.2], [0.4, 0.0, 0.0], [0.3, 0.1, 0.0]])
+    V = np.array([[0.1, 0.2, 0.1], [0.05, 1.0, 1.0], [0.1, 0.1, 1.0]])
+    M = np.array([[1, 1, 1], [1, 0, 0], [1, 1, 0]], bool)
+    for method in ("REML", "ML"):
+        with warnings.catch_warnings(), np.errstate(all="warn", under="ignore"):
+            warnings.simplefilter("error")
+            got = estimate_tau2_batch(Y, V, M, method)
+        assert got[1] == 0.0
+        assert got[0] == estimate_tau2(Y[0], V[0], method)[0]
+    assert seen and min(seen) >= 2
+
+
+# ----------------------------------------------------------------------------- better-maximum check
+# rma(c(-0.38, 0.12, -0.46, 0.05), c(0.057, 0.007, 0.203, 0.155), method = "ML"): tau2 = 0,
+# logLik -0.645600864794625 (the score at 0 is negative: a boundary maximum); started at
+# tau2.init = 0.02 metafor finds the second, higher maximum near 0.0167 (logLik -0.607122).
+BIMODAL_Y = [-0.38, 0.12, -0.46, 0.05]
+BIMODAL_V = [0.057, 0.007, 0.203, 0.155]
+
+
+def test_higher_likelihood_maximum_is_noted():
+    tau2, notes = estimate_tau2(BIMODAL_Y, BIMODAL_V, "ML")
+    assert tau2 == 0.0  # as metafor
+    note, = [n for n in notes if "higher maximum" in n]
+    other = float(note.split("tau2 = ")[1].split()[0])
+    assert other == pytest.approx(0.0167, rel=2e-3)
+    Y, V, m = T._as_batch(np.array([BIMODAL_Y]), np.array([BIMODAL_V]))
+    ll = T._loglik(Y, V, m, np.array([0.0]), False)
+    assert ll[0] == pytest.approx(-0.645600864794625, rel=1e-12)
+    assert T._loglik(Y, V, m, np.array([other]), False)[0] == pytest.approx(-0.607122399, rel=1e-8)
+
+
+def test_better_maximum_check_agrees_with_the_full_search():
+    """The cheap check (one grid evaluation, polish only when needed) gives the same verdict as
+    polishing the best grid point every time."""
+    rng = np.random.default_rng(11)
+    verdicts = []
+    for _ in range(300):
+        k = int(rng.integers(2, 9))
+        v = 10 ** rng.uniform(-3, 0, k)
+        y = rng.normal(0, rng.choice([0.1, 0.4, 1.0]), k)
+        Y, V, m = T._as_batch(y[None], v[None])
+        for method in ("ML", "REML"):
+            reml = method == "REML"
+            tau2, status = T._tau2_core(Y, V, m, method)
+            if status[0] == T._FALLBACK:
+                continue
+            best = T._ll_search(Y, V, m, reml, 1e-12, 1000, n_grid=50)
+            here = T._loglik(Y, V, m, tau2, reml)[0]
+            full = T._loglik(Y, V, m, best, reml)[0] - here > 1e-9 * max(1.0, abs(here))
+            cheap = T._higher_maximum(Y, V, m, tau2, reml, 1e-12, 1000)
+            assert (cheap is not None) == full, (method, y.tolist(), v.tolist())
+            verdicts.append(full)
+    assert any(verdicts) and not all(verdicts)  # both outcomes exercised
+
+
+def test_better_maximum_check_is_one_grid_evaluation(monkeypatch):
+    def no_polish(*args, **kwargs):
+        raise AssertionError("the grid agreed with Fisher scoring; no polishing needed")
+
+    monkeypatch.setattr(T, "_ll_refine", no_polish)
+    yi, vi = _bcg()
+    for method in ("REML", "ML"):
+        tau2, notes = estimate_tau2(yi, vi, method)
+        assert tau2 > 0 and notes == ()

@@ -365,23 +365,89 @@ def _overview_frame(analyses: Mapping[str, OutcomeAnalysis]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _subgroup_html(sg: Mapping) -> str:
+def _sg_rows(sg: Mapping) -> pd.DataFrame:
+    from .results import result_from_dict
+
     rows = []
     for g in sg.get("groups", []):
-        from .results import result_from_dict
-
         f = result_from_dict(g["fit"])
         rep = f.reporting()
         rows.append({"subgroup": g["name"], "k": f.k, "studies": ", ".join(g["study"]),
                      f"{f.method} estimate (95% CI)": _fmt_ci(rep["estimate"], rep["ci_lb"],
-                                                              rep["ci_ub"], f.measure)})
-    out = f"<h4>Subgroups by {_e(sg.get('by'))}</h4>" + _html_table(pd.DataFrame(rows))
-    t = sg.get("test")
-    if t:
-        out += (f"<p>Test for subgroup differences: Q<sub>between</sub> = {_num(t.get('Q_between')):.2f}, "
-                f"df = {_e(t.get('df'))}, p = {_num(t.get('pval')):.3g} (tau² {_e(t.get('tau2'))}).</p>")
-    else:
-        out += '<p class="note">No test for subgroup differences computed.</p>'
+                                                              rep["ci_ub"], f.measure),
+                     "tau²": "" if not math.isfinite(f.tau2) else f"{f.tau2:.4g}"})
+    return pd.DataFrame(rows)
+
+
+def _sg_test(t: Mapping | None, what: str) -> str:
+    if not t:
+        return '<p class="note">No test for subgroup differences computed.</p>'
+    dist = "F" if t.get("dist") == "F" else "Q<sub>between</sub>"
+    df = f"{_e(t.get('df'))}" + (f", {_e(t.get('df2'))}" if t.get("df2") is not None else "")
+    return (f"<p>Test for subgroup differences ({_e(what)}): {dist} = {_num(t.get('Q_between')):.2f}, "
+            f"df = {df}, p = {_fmt_p(_num(t.get('pval')))}.</p>")
+
+
+def _regimen_gap(a: OutcomeAnalysis, sg: Mapping, studies: pd.DataFrame | None) -> str:
+    """Which values of the subgroup column have data, and which studies of the study table with
+    another value have none for this outcome (why a comparison is impossible)."""
+    by = sg.get("by")
+    have = sg.get("levels") or {}
+    if studies is None or by not in getattr(studies, "columns", []):
+        return ""
+    others = studies[~studies[by].astype(str).isin(list(have)) & studies[by].notna()
+                     & ~studies[by].astype(str).isin(["not reported", "NR", ""])]
+    if others.empty:
+        return ""
+    by_value = others.groupby(others[by].astype(str))["study"].apply(lambda x: ", ".join(map(str, x)))
+    items = "".join(f"<li>{_e(v)}: {_e(s)}</li>" for v, s in by_value.items())
+    return (f"<p>Studies in the study table with another {_e(by)} have no data for this outcome in the "
+            f"bundled tables (their numbers are not public, or they measured something else):</p>"
+            f"<ul>{items}</ul>")
+
+
+def _subgroup_overview(analyses: Mapping[str, OutcomeAnalysis]) -> pd.DataFrame:
+    rows = []
+    for a in analyses.values():
+        sg = a.extras.get("subgroups")
+        if not sg:
+            continue
+        groups = ", ".join(f"{v} (k = {n})" for v, n in (sg.get("levels") or {}).items())
+        if sg.get("status", "ok") != "ok":
+            verdict = "impossible: every study with data is in the same group"
+        else:
+            t = sg.get("test") or {}
+            verdict = (f"tested: p = {_fmt_p(_num(t.get('pval')))} (separate tau²)"
+                       + ("; a group has one study" if any(len(g.get("study", [])) < 2
+                                                           for g in sg.get("groups", [])) else ""))
+        rows.append({"outcome": a.label, "by": sg.get("by"), "groups with data": groups,
+                     "comparison": verdict})
+    return pd.DataFrame(rows)
+
+
+def _subgroup_html(sg: Mapping, a: OutcomeAnalysis | None = None, studies: pd.DataFrame | None = None) -> str:
+    by = sg.get("by")
+    out = f"<h4>Subgroups by {_e(by)}</h4>"
+    if sg.get("status", "ok") != "ok":
+        have = sg.get("levels") or {}
+        only = ", ".join(f"{v} (k = {n})" for v, n in have.items())
+        out += (f"<p><b>Comparison impossible with these data.</b> Every study with data on this outcome "
+                f"has the same {_e(by)}: {_e(only)}. A subgroup analysis needs studies from at least two "
+                f"groups, so the data can show the pooled change under this {_e(by)} only, not whether "
+                f"another {_e(by)} does better or worse; any such claim rests on studies whose numbers "
+                f"are not in the data ({_e(sg['status'])}).</p>")
+        return out + (_regimen_gap(a, sg, studies) if a is not None else "")
+    out += "<p class='note'>Separate &tau;&sup2; per subgroup (drawn in the forest plot):</p>"
+    out += _html_table(_sg_rows(sg)) + _sg_test(sg.get("test"), "separate \u03c4\u00b2")
+    common = sg.get("common_tau2")
+    if common and common.get("groups"):
+        out += "<p class='note'>One &tau;&sup2; shared by all subgroups (meta-regression on the subgroup):</p>"
+        out += _html_table(_sg_rows(common)) + _sg_test(common.get("test"), "common \u03c4\u00b2")
+    elif common:
+        out += f"<p class='note'>Common-&tau;&sup2; model: {_e(common.get('status'))}</p>"
+    if any(g.get("study") and len(g["study"]) < 2 for g in sg.get("groups", [])):
+        out += ("<p class='note'>A subgroup with one study gives that study's own estimate; the test then "
+                "compares single studies, not regimens or populations.</p>")
     return out
 
 
@@ -392,7 +458,161 @@ def _notes(a: OutcomeAnalysis) -> list[str]:
     return list(dict.fromkeys(n for n in notes if n))
 
 
-def _outcome_section(a: OutcomeAnalysis, figures: Mapping) -> str:
+#: Extras the report shows in their own sections (anything else is listed as JSON).
+_KNOWN_EXTRAS = ("spec", "notes", "provenance", "subgroups", "figures", "glmm", "leave_one_out",
+                 "cumulative", "influence", "gosh", "small_study", "metareg")
+_ANALYSIS_NAMES = {"leave_one_out": "Leave-one-out", "cumulative": "Cumulative meta-analysis",
+                   "influence": "Influence diagnostics and Baujat plot", "gosh": "GOSH plot",
+                   "small_study": "Small-study effects", "metareg": "Meta-regression"}
+
+
+def _ci_cells(frame: pd.DataFrame, measure: str, ni=None) -> list[str]:
+    from .transforms import back_transform
+
+    vals = [np.asarray(back_transform(measure, frame[c].to_numpy(float), ni=ni), float)
+            for c in ("estimate", "ci_lb", "ci_ub")]
+    return [_fmt_ci(e, lo, hi, measure) for e, lo, hi in zip(*vals)]
+
+
+def _fig(figs: Mapping, kind: str, alt: str) -> str:
+    return _img(figs[kind], alt) if figs.get(kind) else ""
+
+
+def _loo_html(res: Mapping, a: OutcomeAnalysis, figs: Mapping) -> str:
+    t = pd.DataFrame(res["table"])
+    m = a.effects.measure
+    show = pd.DataFrame({"study left out": t["study"], "k": t["k"],
+                         "estimate (95% CI)": _ci_cells(t, m, a.effects.ni), "p": t["pval"].map(_fmt_p),
+                         "tau²": t["tau2"].map(lambda x: f"{x:.4g}"), "I²": t["I2"].map(lambda x: f"{x:.1f}%")})
+    return (f"<p class='note'>The {_e(res['method'])} model refitted without each study in turn.</p>"
+            + _html_table(show) + _fig(figs, "loo", f"Leave-one-out: {a.label}"))
+
+
+def _cumulative_html(res: Mapping, a: OutcomeAnalysis, figs: Mapping) -> str:
+    t = pd.DataFrame(res["table"])
+    show = pd.DataFrame({"study added": t["study"], _e(res.get("order_by", "order")): t["order"].fillna(""),
+                         "k": t["k"], "estimate (95% CI)": _ci_cells(t, a.effects.measure, a.effects.ni),
+                         "I²": t["I2"].map(lambda x: f"{x:.1f}%")})
+    notes = "".join(f"<p class='note'>{_e(n)}</p>" for n in res.get("notes", []))
+    return (f"<p class='note'>Studies added one at a time by {_e(res.get('order_by'))} "
+            f"({_e(res['method'])}).</p>" + notes + _html_table(show)
+            + _fig(figs, "cumulative", f"Cumulative meta-analysis: {a.label}"))
+
+
+def _influence_html(res: Mapping, a: OutcomeAnalysis, figs: Mapping) -> str:
+    t = pd.DataFrame(res["table"])
+    show = pd.DataFrame({"study": t["study"], "rstudent": t["rstudent"].map(lambda x: f"{x:.2f}"),
+                         "dffits": t["dffits"].map(lambda x: f"{x:.2f}"),
+                         "Cook's D": t["cook_d"].map(lambda x: f"{x:.2f}"),
+                         "hat": t["hat"].map(lambda x: f"{x:.2f}"),
+                         "tau² without": t["tau2_del"].map(lambda x: f"{x:.4g}"),
+                         "influential": t["inf"].map(lambda x: "yes" if x else "")})
+    flagged = ", ".join(res.get("influential", [])) or "none"
+    return (f"<p>Influential studies (metafor's criteria: |dffits|, Cook's distance, hat value or "
+            f"|dfbetas| beyond their cut-offs): <b>{_e(flagged)}</b>. With few studies a single study "
+            f"is easily flagged; it says where the pooled result is fragile, not that the study is "
+            f"wrong.</p>" + _html_table(show) + _fig(figs, "influence", f"Influence diagnostics: {a.label}")
+            + _fig(figs, "baujat", f"Baujat plot: {a.label}"))
+
+
+def _gosh_html(res: Mapping, a: OutcomeAnalysis, figs: Mapping) -> str:
+    from .transforms import back_transform
+
+    q = res.get("estimate_quantiles") or []
+    rng = ""
+    if len(q) == 7:
+        lo, hi = np.asarray(back_transform(a.effects.measure, np.array([q[1], q[5]], float),
+                                           ni=a.effects.ni), float)
+        rng = (f" The middle 95% of the subset estimates lie between {_fmt_value(lo, a.effects.measure)} "
+               f"and {_fmt_value(hi, a.effects.measure)}.")
+    kind = "all" if res.get("exact") else f"a random sample (seed {_e(res.get('seed'))}) of"
+    return (f"<p>The {_e(res.get('method'))} model fitted to {kind} {_e(res.get('n_subsets'))} subsets of the "
+            f"{_e(res.get('k'))} studies.{_e(rng)} Separate clusters would point at studies that change "
+            f"the result or the heterogeneity.</p>" + _fig(figs, "gosh", f"GOSH plot: {a.label}"))
+
+
+def _p_test(name: str, r: Mapping | None) -> dict | None:
+    if not r:
+        return None
+    if r.get("status", "ok") != "ok":
+        return {"test": name, "statistic": "", "p": "", "detail": r.get("status")}
+    if name.startswith("Begg"):
+        return {"test": name, "statistic": f"Kendall's tau = {r['tau']:.3f}", "p": _fmt_p(_num(r["pval"])),
+                "detail": "exact" if r.get("exact") else "normal approximation"}
+    kind = "t" if r.get("model") == "lm" or math.isfinite(_num(r.get("df"))) else "z"
+    return {"test": name, "statistic": f"{kind} = {_num(r['stat']):.2f}", "p": _fmt_p(_num(r["pval"])),
+            "detail": f"slope {_num(r['slope']):.3f} (SE {_num(r['slope_se']):.3f}); limit estimate "
+                      f"{_num(r['estimate']):.3f} (analysis scale)"}
+
+
+def _small_study_html(res: Mapping, a: OutcomeAnalysis, figs: Mapping) -> str:
+    rows = [_p_test("Egger (weighted regression on SE)", res.get("egger")),
+            _p_test("Peters (regression on 1/n)", res.get("peters")),
+            _p_test("Begg (rank correlation)", res.get("begg"))]
+    out = ""
+    if res.get("power_note"):
+        out += (f"<p><b>Little power:</b> only k = {_e(res.get('k'))} studies; {_e(res['power_note'])}. "
+                f"A non-significant test does not show that there is no small-study effect, and a "
+                f"significant one may be chance; read the tests below as description, not as a verdict."
+                f"</p>")
+    out += _html_table(pd.DataFrame([r for r in rows if r]))
+    tf = res.get("trim_and_fill") or {}
+    if tf.get("status") == "ok":
+        from .results import result_from_dict
+
+        f = result_from_dict(tf["fit"])
+        rep = f.reporting()
+        out += (f"<p>Trim-and-fill ({_e(tf.get('estimator'))}, missing side chosen: {_e(tf.get('side'))}): "
+                f"{_e(tf.get('k0'))} stud{'y' if tf.get('k0') == 1 else 'ies'} imputed; adjusted "
+                f"{_e(f.method)} estimate {_e(_fmt_ci(rep['estimate'], rep['ci_lb'], rep['ci_ub'], f.measure))}"
+                f" (imputed studies drawn as open circles in the funnel plot).</p>")
+    elif tf:
+        out += f"<p class='note'>Trim-and-fill {_e(tf.get('status'))}.</p>"
+    if figs.get("funnel"):
+        out += _img(figs["funnel"], f"Contour-enhanced funnel plot: {a.label}")
+    return out
+
+
+def _metareg_html(res: Mapping, a: OutcomeAnalysis, figs: Mapping) -> str:
+    coef = pd.DataFrame(res["coefficients"])
+    show = pd.DataFrame({"coefficient": coef["coef"], "estimate": coef["estimate"].map(lambda x: f"{x:.4f}"),
+                         "SE": coef["se"].map(lambda x: f"{x:.4f}"), "p": coef["pval"].map(_fmt_p),
+                         "95% CI": [f"{lo:.4f} to {hi:.4f}" for lo, hi in zip(coef["ci_lb"], coef["ci_ub"])]})
+    qm = "F" if res.get("test") == "knha" else "QM"
+    r2 = _num(res.get("R2"))
+    out = (f"<p>{_e(res.get('method'))} meta-regression on {_e(', '.join(res.get('moderators', [])))} "
+           f"(k = {_e(res.get('k'))}; coefficients on the analysis scale). Test of the moderators: "
+           f"{qm} = {_num(res.get('QM')):.2f} (df = {_e(res.get('QM_df'))}), p = {_fmt_p(_num(res.get('QM_pval')))};"
+           f" residual &tau;&sup2; = {_num(res.get('tau2')):.4g}; R&sup2; = "
+           f"{'' if not math.isfinite(r2) else f'{r2:.1f}%'}; residual heterogeneity QE = "
+           f"{_num(res.get('QE')):.2f} (p = {_fmt_p(_num(res.get('QE_pval')))}).</p>")
+    if res.get("dropped"):
+        out += f"<p class='note'>Left out (moderator missing): {_e(', '.join(res['dropped']))}.</p>"
+    return out + _html_table(show) + _fig(figs, "bubble", f"Bubble plot: {a.label}")
+
+
+_SECTION_HTML = {"leave_one_out": _loo_html, "cumulative": _cumulative_html, "influence": _influence_html,
+                 "gosh": _gosh_html, "small_study": _small_study_html, "metareg": _metareg_html}
+
+
+def _analyses_html(a: OutcomeAnalysis, figs: Mapping) -> str:
+    """One section per further analysis that ran, and one line listing those not run and why."""
+    parts, skipped = [], []
+    for name, render in _SECTION_HTML.items():
+        res = a.extras.get(name)
+        if not isinstance(res, Mapping):
+            continue
+        if res.get("status") != "ok":
+            skipped.append(f"{_ANALYSIS_NAMES[name]} ({res.get('status', 'not run')})")
+            continue
+        parts.append(f"<h4>{_e(_ANALYSIS_NAMES[name])}</h4>" + render(res, a, figs))
+    if skipped:
+        parts.append("<p class='note'>Not run (too few studies for the analysis): "
+                     + _e("; ".join(skipped)) + ".</p>")
+    return "\n".join(parts)
+
+
+def _outcome_section(a: OutcomeAnalysis, figures: Mapping, studies: pd.DataFrame | None = None) -> str:
     from .transforms import scale_label
 
     spec = a.extras.get("spec", {})
@@ -401,20 +621,26 @@ def _outcome_section(a: OutcomeAnalysis, figures: Mapping) -> str:
              f'(reported as {_e(scale_label(a.effects.measure))}); evidence statuses pooled: '
              f'{_e(", ".join(spec.get("status", [])))}. {_e(spec.get("note", ""))}</p>',
              _html_table(_fits_frame(a))]
+    glmm = a.extras.get("glmm")
+    if glmm and glmm.get("status") != "ok":
+        parts.append(f"<p class='note'>GLMM (binomial-normal model) {_e(glmm['status'])}; the "
+                     f"inverse-variance models above are unaffected.</p>")
     if a.extras.get("subgroups"):
-        parts.append(_subgroup_html(a.extras["subgroups"]))
+        parts.append(_subgroup_html(a.extras["subgroups"], a, studies))
     figs = figures.get(a.outcome, {})
     if figs.get("forest"):
         parts.append(_img(figs["forest"], f"Forest plot: {a.label}"))
-    if figs.get("funnel") and a.effects.k >= FUNNEL_MIN_K:
+    bias = a.extras.get("small_study")
+    if figs.get("funnel") and a.effects.k >= FUNNEL_MIN_K and not (bias and bias.get("status") == "ok"):
         parts.append(_img(figs["funnel"], f"Funnel plot: {a.label}"))
-    elif figs.get("funnel"):
+    elif figs.get("funnel") and a.effects.k < FUNNEL_MIN_K:
         parts.append(f'<p class="note">Funnel plot not shown: k = {a.effects.k} studies say nothing about '
                      f'small-study effects (file: {_e(Path(figs["funnel"]).stem)}.svg).</p>')
+    parts.append(_analyses_html(a, figs))
     notes = _notes(a)
     if notes:
         parts.append("<h4>Notes</h4><ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
-    others = {k: v for k, v in a.extras.items() if k not in ("spec", "notes", "provenance", "subgroups")}
+    others = {k: v for k, v in a.extras.items() if k not in _KNOWN_EXTRAS}
     for name, val in others.items():
         import json
 
@@ -457,6 +683,17 @@ t(k&minus;2)). Heterogeneity: Cochran's Q, I&sup2; and H&sup2; as in metafor
 (I&sup2; = &tau;&sup2;/(&tau;&sup2; + typical within-study variance)), with Q-profile confidence
 intervals for &tau;&sup2; and I&sup2;. All numbers are checked against R metafor 3.8-1 reference
 cases in the test suite.</p>
+<p>Further analyses, each run only where the outcome has enough studies (otherwise the report and
+the JSON say "not run: k = &hellip;"): leave-one-out and cumulative meta-analysis (studies added by
+year), case-deletion influence diagnostics with metafor's cut-offs and the Baujat plot, GOSH (the
+model fitted to all subsets, or a seeded random sample of them), mixed-effects meta-regression
+(QM test, residual &tau;&sup2;, pseudo-R&sup2;), subgroup analyses with separate and with common
+&tau;&sup2;, and small-study effects: Egger's regression test, Peters' test for two-arm counts,
+Begg's rank correlation test and Duval and Tweedie's trim-and-fill, with a contour-enhanced funnel
+plot. With fewer than 10 studies the small-study tests have little power and are not read as a
+verdict (Cochrane Handbook). Single-arm proportions are pooled on the logit scale, with the
+binomial-normal GLMM (exact binomial likelihood, no continuity correction) beside the
+inverse-variance models.</p>
 <p>Software: {_e(vers)}.</p>"""
 
 
@@ -479,6 +716,23 @@ REFERENCES = [
     "size, median, range and/or interquartile range. BMC Med Res Methodol 2014;14:135.",
     "Luo D, Wan X, Liu J, Tong T. Optimally estimating the sample mean from the sample size, median, "
     "mid-range, and/or mid-quartile range. Stat Methods Med Res 2018;27:1785-1805.",
+    "Egger M, Davey Smith G, Schneider M, Minder C. Bias in meta-analysis detected by a simple, "
+    "graphical test. BMJ 1997;315:629-634.",
+    "Peters JL, Sutton AJ, Jones DR, Abrams KR, Rushton L. Comparison of two methods to detect "
+    "publication bias in meta-analysis. JAMA 2006;295:676-680.",
+    "Begg CB, Mazumdar M. Operating characteristics of a rank correlation test for publication bias. "
+    "Biometrics 1994;50:1088-1101.",
+    "Duval S, Tweedie R. Trim and fill. Biometrics 2000;56:455-463.",
+    "Baujat B, Mahe C, Pignon JP, Hill C. A graphical method for exploring heterogeneity in "
+    "meta-analyses. Stat Med 2002;21:2641-2652.",
+    "Olkin I, Dahabreh IJ, Trikalinos TA. GOSH - a graphical display of study heterogeneity. "
+    "Res Synth Methods 2012;3:214-223.",
+    "Viechtbauer W, Cheung MWL. Outlier and influence diagnostics for meta-analysis. "
+    "Res Synth Methods 2010;1:112-125.",
+    "Stijnen T, Hamza TH, Ozdemir P. Random effects meta-analysis of event outcome in the framework "
+    "of the generalized linear mixed model. Stat Med 2010;29:3046-3067.",
+    "Higgins JPT, Thomas J, et al. (eds). Cochrane Handbook for Systematic Reviews of Interventions, "
+    "version 6.4, 2023: chapter 13 (missing evidence; tests for funnel plot asymmetry need >= 10 studies).",
 ]
 
 
@@ -495,8 +749,9 @@ def render_html(analyses: Mapping[str, OutcomeAnalysis], summary: pd.DataFrame |
         ``results/summary.csv`` (shown as a download-free appendix of all models).
     reproduction : DataFrame or None
         :func:`reproduction_table` output.
-    figures : mapping outcome -> {"forest": path, "funnel": path}
-        SVG (embedded as SVG) or PNG files.
+    figures : mapping outcome -> {"forest": path, "funnel": path, kind: path, ...}
+        SVG (embedded as SVG) or PNG files; further kinds (loo, cumulative, influence, baujat,
+        gosh, bubble) are shown in the outcome's analysis sections.
     studies : DataFrame, optional
         The study table (provenance section).
     failed : mapping outcome -> message, optional
@@ -521,6 +776,11 @@ def render_html(analyses: Mapping[str, OutcomeAnalysis], summary: pd.DataFrame |
     out += ["<h3>Main results</h3><p class='note'>Primary model per outcome (the first random-effects "
             "model configured; fixed effect when k = 1). Details, all models and figures below.</p>",
             _html_table(_overview_frame(analyses))]
+    sg_overview = _subgroup_overview(analyses)
+    if len(sg_overview):
+        out += ["<h3>Subgroup comparisons</h3><p class='note'>What the data can say about differences "
+                "between subgroups (e.g. dose regimens). A comparison needs studies in at least two "
+                "groups; details in each outcome's section.</p>", _html_table(sg_overview)]
     out.append(f"<nav><b>Outcomes</b>{nav}</nav>")
     if reproduction is not None and len(reproduction):
         out += ["<h2 id='reproduction'>Reproduction of published estimates</h2>",
@@ -529,7 +789,7 @@ def render_html(analyses: Mapping[str, OutcomeAnalysis], summary: pd.DataFrame |
                 "1 percentage point); differs: further away; not reproducible: nothing to compare.</p>",
                 _html_table(_display_frame(reproduction), classes={"status": "st-"})]
     out.append("<h2>Results by outcome</h2>")
-    out += [_outcome_section(a, figures) for a in analyses.values()]
+    out += [_outcome_section(a, figures, studies) for a in analyses.values()]
     out += ["<h2>Methods</h2>", methods_text(analyses, versions)]
     if summary is not None and len(summary):
         cols = [c for c in ("outcome", "model", "method", "k", "estimate", "ci_lb", "ci_ub", "pi_lb",

@@ -526,7 +526,8 @@ def _moderators(ctx: AnalysisContext, names) -> tuple[pd.DataFrame, list[str]]:
 
 
 def metareg_result(analysis_or_ctx, options: Mapping | None = None):
-    """(MetaRegression or None, reason, moderator table) for ``options["moderators"]``."""
+    """(MetaRegression or None, {"status": "not run: ...", ...} or "", moderator table) for
+    ``options["moderators"]``; the moderator columns come from the rows or the study table."""
     from .metareg import meta_regression
 
     if isinstance(analysis_or_ctx, OutcomeAnalysis):
@@ -552,10 +553,10 @@ def metareg_result(analysis_or_ctx, options: Mapping | None = None):
     min_k = max(min_k, n_coef + 2)
     if k < min_k:
         why = f"k = {k} < {min_k}" + (f" ({len(missing)} without {'/'.join(names)})" if missing else "")
-        return None, f"not run: {why}", table
+        return None, {"status": f"not run: {why}", "k": k, "min_k": int(min_k)}, table
     flat = [n for n in names if table.loc[keep, n].nunique() < 2]
     if flat:
-        return None, f"not run: {', '.join(flat)} takes one value only", table
+        return None, {"status": f"not run: {', '.join(flat)} takes one value only", "k": k}, table
     reg = meta_regression(np.asarray(fit.yi)[keep], np.asarray(fit.vi)[keep], table.loc[keep, names],
                           method=fit.method, test=fit.test, level=fit.level,
                           study=[s for s, m in zip(fit.study, keep) if m])
@@ -570,7 +571,7 @@ def metareg_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
     reg, why, table = metareg_result(ctx, options)
     names = list(options.get("moderators") or [])
     if reg is None:
-        return {"status": why, "k": fit.k, "moderators": names}
+        return {**why, "moderators": names}
     numeric = len(names) == 1 and pd.api.types.is_numeric_dtype(table[names[0]])
     dropped = [s for s in fit.study if s not in set(reg.study)]
     data = table.reset_index().rename(columns={"index": "study"})

@@ -29,7 +29,7 @@ from .results import MetaResult, OutcomeAnalysis
 from .transforms import scale_label
 
 __all__ = ["SUMMARY_COLUMNS", "summary_frame", "summary_row", "csv_text", "write_csv",
-           "to_markdown", "format_number", "neutralise"]
+           "to_markdown", "md_escape", "format_number", "neutralise"]
 
 #: Columns of ``results/summary.csv``: estimate .. pi_ub on the reporting scale (back-transformed),
 #: estimate_analysis .. pval on the analysis scale.
@@ -181,14 +181,28 @@ def write_csv(path, df: pd.DataFrame, digits: int = 12):
     return write_text(path, csv_text(df, digits))
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>|~&!#$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+
+
+def md_escape(text: str) -> str:
+    """Text for one Markdown table cell: shown literally, never as markup or HTML.
+
+    Backslash-escapes the characters that CommonMark/GitHub Markdown would read as markup or
+    raw HTML (``\\ ` * [ ] < > | ~ & ! # $`` and ``_`` at a word boundary; ``_`` inside a word,
+    as in ``ln_remission``, is literal already) and turns line breaks into spaces.  So a study
+    named ``<script>alert(1)</script> | *x*`` stays one cell and reads as typed.
+    """
+    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+
+
+_md_escape = md_escape
 
 
 def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     """A GitHub-flavoured Markdown table of ``df`` (numbers right-aligned, ``digits`` decimals).
 
-    Missing values are blank; integers are written without decimals; ``|`` in text is escaped.
+    Missing values are blank; integers are written without decimals; text is escaped with
+    :func:`md_escape` (no cell can break the table or act as markup/HTML).
     """
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
                for c in df.columns]

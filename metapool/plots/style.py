@@ -46,6 +46,9 @@ RATIO_MEASURES = frozenset({"RR", "OR", "PETO", "IRR", "ROM", "HR"})
 #: Measures whose reporting scale is a proportion (shown in %, no reference line).
 PROPORTION_MEASURES = frozenset({"PR", "PLO", "PAS", "PFT", "PLN"})
 
+FILE_MODE = 0o644
+"""Permissions of saved figures (as :mod:`metapool.io` gives every other result file)."""
+
 _SVG_METADATA = {"Date": None, "Creator": "metapool", "Format": None, "Type": None}
 _PNG_METADATA = {"Software": None}
 
@@ -196,8 +199,9 @@ def save_figure(fig: Figure, path_stem, formats=("png", "svg"), dpi: int = PNG_D
     """Write ``fig`` as ``{path_stem}.{fmt}`` for each format, atomically and deterministically.
 
     Each file is first written to a temporary file in the target directory and then moved
-    into place with :func:`os.replace`, so no half-written figure is ever visible.  SVG output
-    uses a fixed hash salt and no date; PNG output carries no software/version chunk.
+    into place with :func:`os.replace` (after ``fsync``, with mode :data:`FILE_MODE`), so no
+    half-written figure is ever visible.  SVG output uses a fixed hash salt and no date; PNG
+    output carries no software/version chunk.
 
     Returns
     -------
@@ -222,6 +226,9 @@ def save_figure(fig: Figure, path_stem, formats=("png", "svg"), dpi: int = PNG_D
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fig.savefig(fh, format=fmt, dpi=dpi, metadata=dict(meta))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.chmod(tmp, FILE_MODE)       # mkstemp creates 0600; results are readable
                 os.replace(tmp, target)
             except BaseException:
                 if os.path.exists(tmp):

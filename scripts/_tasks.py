@@ -43,6 +43,7 @@ def warm_up():
 
 def effects_frame(analysis):
     """Per-study rows: analysis-scale yi, vi, CI; reporting-scale estimate and CI; weights."""
+    import numpy as np
     import pandas as pd
 
     from metapool.transforms import back_transform
@@ -54,7 +55,8 @@ def effects_frame(analysis):
     for col, src in (("estimate", "yi"), ("ci_lb", "ci_lb"), ("ci_ub", "ci_ub")):
         df[col] = back_transform(es.measure, df[src].to_numpy(), ni=ni)
     for f in analysis.fits:
-        if f is not primary and len(f.weights) == len(f.study):
+        # the GLMM has no inverse-variance weights (all NaN): no weight column for it
+        if f is not primary and len(f.weights) == len(f.study) and np.isfinite(f.weights).any():
             w = pd.Series(f.weights, index=list(f.study))
             df[f"weight_{f.method}"] = df["study"].map(w)
     df.insert(1, "measure", es.measure)

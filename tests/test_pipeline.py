@@ -125,7 +125,8 @@ def test_report_embeds_figures_and_covers_every_outcome(run_dir, config):
     imgs = re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html)
     ks = {o: load_pooled(run_dir, o)["effects"]["study"] for o in config["outcomes"]}
     n_funnels = sum(len(s) >= 3 for s in ks.values())     # funnels shown from k = 3 studies
-    assert len(imgs) == len(config["outcomes"]) + n_funnels
+    n_diagnostic = sum(len(load_pooled(run_dir, o)["extras"]["figures"]) for o in config["outcomes"])
+    assert len(imgs) == len(config["outcomes"]) + n_funnels + n_diagnostic
     assert all(b"<svg" in base64.b64decode(i)[:1000] for i in imgs)
     for o in config["outcomes"]:
         assert f'id="o-{o}"' in html

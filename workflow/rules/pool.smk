@@ -9,7 +9,8 @@
 # listed in extras["figures"] of each results/pooled/{outcome}.json (see report.smk).  Each is
 # drawn by its own small job from that stored result; no outcome gets an empty or dummy figure.
 
-DIAGNOSTIC_KINDS = ("loo", "cumulative", "influence", "baujat", "gosh", "bubble")
+
+include: "diagnostics.smk"
 
 
 checkpoint analyse_outcome:
@@ -59,14 +60,3 @@ rule diagnostic_figure:
         "../envs/metapool.yaml"
     script:
         "../../scripts/diagnostic_figure.py"
-
-
-def diagnostic_figures(wildcards):
-    """The diagnostic figures (SVG) of every outcome, read from its pooled result."""
-    files = []
-    for outcome in OUTCOMES:
-        pooled = checkpoints.analyse_outcome.get(outcome=outcome).output.pooled
-        with open(pooled) as fh:
-            kinds = json.load(fh).get("extras", {}).get("figures", [])
-        files += [f"{RESULTS}/figures/{outcome}_{kind}.svg" for kind in kinds]
-    return files

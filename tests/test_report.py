@@ -100,3 +100,40 @@ def test_html_escapes_every_string_from_data(tmp_path):
     assert "<script" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "A&amp;B" in html
+
+
+def test_analysis_sections_escape_study_names_and_subgroups():
+    from metapool.analysis import analyse_outcome
+    from metapool.report import render_html
+
+    evil = "<script>alert(1)</script>"
+    k = 12
+    names = [f"{evil}{i}" if i % 4 == 0 else f"S{i}" for i in range(k)]
+    rows = pd.DataFrame({"study": names, "outcome": "o", "events": [3, 5, 8, 2, 9, 4, 7, 6, 10, 5, 3, 8],
+                         "total": [20, 25, 30, 22, 40, 28, 35, 30, 44, 26, 18, 33], "status": "reported",
+                         "source": "s"})
+    studies = pd.DataFrame({"study": names, "year": range(2000, 2000 + k),
+                            "dose_regimen": [evil if i % 2 else "a&b" for i in range(k)]})
+    spec = {"label": "o", "measure": "PLO", "methods": ["FE", "REML", "GLMM"], "subgroup": "dose_regimen",
+            "analyses": {"leave_one_out": True, "cumulative": True, "influence": True, "gosh": True,
+                         "small_study": True, "metareg": {"moderators": ["year"]}}}
+    a = analyse_outcome("o", spec, rows, studies, {})
+    html = render_html({"o": a}, None, None, {}, studies=studies)
+    assert "<script" not in html
+    for title in ("Leave-one-out", "Cumulative meta-analysis", "Small-study effects", "Meta-regression"):
+        assert f"<h4>{title}</h4>" in html
+    assert "a&amp;b" in html and "Subgroup comparisons" in html
+
+
+def test_one_subgroup_value_says_the_comparison_is_impossible():
+    from metapool.analysis import analyse_outcome
+    from metapool.report import render_html
+
+    rows = pd.DataFrame({"study": ["A", "B"], "outcome": "o", "events": [3, 5], "total": [20, 25],
+                         "status": "reported", "source": "s"})
+    studies = pd.DataFrame({"study": ["A", "B", "C"], "dose_regimen": ["0.5 MIU/day", "0.5 MIU/day", "1 MIU qod"]})
+    a = analyse_outcome("o", {"label": "o", "measure": "PLO", "subgroup": "dose_regimen"}, rows, studies, {})
+    assert a.extras["subgroups"]["status"] == "not run: all 2 studies have dose_regimen = '0.5 MIU/day'"
+    html = render_html({"o": a}, None, None, {}, studies=studies)
+    assert "Comparison impossible with these data" in html
+    assert "1 MIU qod: C" in html            # the study with the other regimen has no data here

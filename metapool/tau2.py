@@ -196,26 +196,26 @@ def q_root(Y, V, mask, target, *, tol=1e-12, maxiter=200):
     q0, _ = _q_and_slope(Y, V, mask, tau2)
     active = q0 > target
     done = ~active
-    for _ in range(maxiter):
-        if active.all():  # no fancy indexing while every row iterates
-            idx = slice(None)
-            q, dq = _q_and_slope(Y, V, mask, tau2)
-        else:
-            idx = np.flatnonzero(active)
-            if idx.size == 0:
-                break
-            q, dq = _q_and_slope(Y[idx], V[idx], mask[idx], tau2[idx])
-        with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):  # a zero slope gives a non-finite step
+        for _ in range(maxiter):
+            if active.all():  # no fancy indexing while every row iterates
+                idx = slice(None)
+                q, dq = _q_and_slope(Y, V, mask, tau2)
+            else:
+                idx = np.flatnonzero(active)
+                if idx.size == 0:
+                    break
+                q, dq = _q_and_slope(Y[idx], V[idx], mask[idx], tau2[idx])
             step = -(q - target[idx]) / dq
-        step = np.where(np.isfinite(step), np.maximum(step, 0.0), 0.0)
-        tau2[idx] += step
-        conv = step <= tol * np.maximum(1.0, tau2[idx])
-        if isinstance(idx, slice):
-            done |= conv
-            active = ~conv
-        else:
-            done[idx[conv]] = True
-            active[idx[conv]] = False
+            step = np.where(np.isfinite(step), np.maximum(step, 0.0), 0.0)
+            tau2[idx] += step
+            conv = step <= tol * np.maximum(1.0, tau2[idx])
+            if isinstance(idx, slice):
+                done |= conv
+                active = ~conv
+            else:
+                done[idx[conv]] = True
+                active[idx[conv]] = False
     newton_ok = done.copy()
     for i in np.flatnonzero(~done):
         tau2[i] = _q_root_scalar(Y[i], V[i], mask[i], target[i], tau2[i])
@@ -451,8 +451,10 @@ def _tau2_core(Y, V, mask, method, tol=1e-12, maxiter=1000):
         sel = (tau2 > 0) & (k > 1)
         if sel.any():
             idx = np.flatnonzero(sel)
-            ll = _loglik(Y[idx], V[idx], mask[idx], tau2[idx], reml)
-            ll0 = _loglik(Y[idx], V[idx], mask[idx], np.zeros(idx.size), reml)
+            n = idx.size
+            both = np.concatenate([idx, idx])  # ll at tau2 and at 0 in one call
+            ll_both = _loglik(Y[both], V[both], mask[both], np.concatenate([tau2[idx], np.zeros(n)]), reml)
+            ll, ll0 = ll_both[:n], ll_both[n:]
             worse = ll0 - ll > 1e-12 * np.maximum(1.0, np.abs(ll))
             tau2[idx[worse]] = 0.0
             # only worth a note when the discarded value is not numerically zero

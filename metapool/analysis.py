@@ -25,6 +25,7 @@ orders the fits; ``tests/test_pipeline.py`` checks it end to end.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
@@ -35,7 +36,8 @@ from .glmm import GLMMError
 from .results import EffectSizes, MetaResult, OutcomeAnalysis
 
 __all__ = ["analyse_outcome", "resolve_spec", "select_rows", "fit_variant", "register_analysis",
-           "EXTRA_ANALYSES", "AnalysisContext", "FIXED_METHODS", "DEFAULTS", "AnalysisError"]
+           "EXTRA_ANALYSES", "AnalysisContext", "FIXED_METHODS", "DEFAULTS", "AnalysisError",
+           "study_labels", "variant_rows", "SENSITIVITY_STATUSES"]
 
 #: Fixed (common) effect methods; they are fitted and listed before the random-effects fits.
 FIXED_METHODS = ("FE", "EE", "MH", "PETO")
@@ -46,7 +48,11 @@ GLMM_METHODS = ("GLMM",)
 #: Built-in defaults; ``config.yaml``'s ``defaults`` block and each outcome override them.
 DEFAULTS = {"methods": ["FE", "REML"], "test": "z", "level": 0.95, "pi_method": "metafor",
             "r": 0.5, "continuity": {"to": "only0", "drop00": False},
-            "status": ["reported", "derived", "secondary"], "analyses": {}}
+            "status": ["reported", "derived", "secondary"],
+            "analyses": {"inferred_sensitivity": True}}
+#: Evidence statuses kept out of the primary pools and refitted as a sensitivity analysis
+#: (EVIDENCE.md: INFERRED numbers depend on an assumption; "use for sensitivity analyses only").
+SENSITIVITY_STATUSES = ("inferred",)
 
 
 class AnalysisError(ValueError):
@@ -64,6 +70,8 @@ class AnalysisContext:
     effects: EffectSizes
     fits: tuple
     extras: dict = field(default_factory=dict)
+    #: rows of the outcome left out by the status filter (the inferred-sensitivity analysis adds them)
+    excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["study"]))
 
     @property
     def primary(self) -> MetaResult:
@@ -239,17 +247,24 @@ def analyse_outcome(outcome: str, spec: Mapping, tables, studies: pd.DataFrame |
     else:
         excluded = rows.iloc[0:0]
     if rows.empty:
+        left = sorted(set(excluded["status"].astype(str))) if "status" in excluded else []
+        only = (f"; its only rows are {', '.join(left)} ({', '.join(excluded['study'].astype(str))}), "
+                "which the evidence rules keep to sensitivity analyses: there is no primary pool. "
+                "To show them anyway, add the status to the outcome's `status` list (the report then "
+                "marks the outcome as pooling inferred numbers)") if left else ""
         raise AnalysisError(f"outcome {outcome!r}: no data rows with status in {allowed} "
-                            f"({len(excluded)} row(s) left out by status)")
+                            f"({len(excluded)} row(s) left out by status){only}")
     effects = _escalc(spec["measure"], rows, spec)
     fits, fit_notes = _fit_all(spec["methods"], effects, rows, spec, outcome)
     notes = _row_notes(rows, excluded, allowed) + fit_notes
     if effects.dropped:
         notes += [f"{s} left out: {why}" for s, why in effects.dropped]
     studies = studies if studies is not None else pd.DataFrame(columns=["study"])
-    ctx = AnalysisContext(outcome, spec, rows, studies, effects, tuple(fits))
+    ctx = AnalysisContext(outcome, spec, rows, studies, effects, tuple(fits), excluded=excluded)
     notes += _boundary_notes(effects)
-    extras = {"spec": spec, "notes": notes, "provenance": _provenance(rows)}
+    extras = {"spec": spec, "notes": notes, "provenance": _provenance(rows),
+              "study_labels": study_labels(studies, [*rows["study"].astype(str),
+                                                     *excluded["study"].astype(str)])}
     if any(m in GLMM_METHODS for m in spec["methods"]):
         extras["glmm"] = _glmm_status(ctx, fit_notes)
     if spec.get("subgroup"):
@@ -608,30 +623,157 @@ def _boundary_notes(effects: EffectSizes) -> list[str]:
     return out
 
 
+# --------------------------------------------------------------------------- labels
+_INITIALS = re.compile(r"^[A-Z]{1,3}\.?$")
+
+
+def _surname(author) -> str:
+    """``"He J"`` -> ``"He"``, ``"von Spee-Mayer C"`` -> ``"von Spee-Mayer"``; "" for NR/empty."""
+    text = "" if author is None or (isinstance(author, float) and np.isnan(author)) else str(author)
+    text = text.split(",")[0].strip()
+    if text.upper() in ("", "NR", "NA", "NAN"):
+        return ""
+    words = text.split()
+    while len(words) > 1 and _INITIALS.match(words[-1]):
+        words.pop()
+    return " ".join(words)
+
+
+def study_labels(studies: pd.DataFrame | None, ids: Iterable[str]) -> dict[str, str]:
+    """Readable study labels ("He 2020") from the study table's ``author`` and ``year``.
+
+    The surname is the author field without trailing initials; a missing year gives "n.d.";
+    a study without an author (or not in the table) keeps its id.  Labels shared by several
+    studies of the table get a, b, ... in table order ("Humrich 2016a"), so the same table
+    always gives the same labels.  Returns ``{id: label}`` for ``ids``.
+    """
+    ids = [str(i) for i in dict.fromkeys(ids)]
+    if studies is None or not len(studies) or "author" not in studies.columns:
+        return {i: i for i in ids}
+    table = studies.drop_duplicates("study")
+    years = (pd.to_numeric(table["year"], errors="coerce") if "year" in table.columns
+             else pd.Series(np.nan, index=table.index))
+    base = {}
+    for sid, author, year in zip(table["study"].astype(str), table["author"], years):
+        name = _surname(author)
+        if name:
+            base[sid] = f"{name} {int(year)}" if np.isfinite(year) else f"{name} n.d."
+    groups: dict[str, list[str]] = {}
+    for sid, lab in base.items():
+        groups.setdefault(lab, []).append(sid)
+    out = {}
+    for lab, members in groups.items():
+        for j, sid in enumerate(members):
+            out[sid] = lab if len(members) == 1 else f"{lab}{chr(ord('a') + j % 26)}"
+    return {i: out.get(i, i) for i in ids}
+
+
+# --------------------------------------------------------------------------- inferred sensitivity
+def _added_rows(ctx: AnalysisContext, statuses) -> pd.DataFrame:
+    ex = ctx.excluded
+    if "status" not in ex.columns or ex.empty:
+        return ex.iloc[0:0]
+    return ex[ex["status"].astype(str).str.lower().isin(statuses)].reset_index(drop=True)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    frame = frame.dropna(axis=1, how="all")
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
+def inferred_sensitivity_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
+    """Every configured model refitted with the rows the status filter left out as INFERRED.
+
+    The evidence dossier keeps INFERRED numbers (a denominator not printed, a qualitative
+    statement turned into a count) out of the primary pools and allows them in sensitivity
+    analyses only.  This refits the outcome's models (same measure, methods and settings) on
+    the primary rows plus the outcome's rows whose status is in ``options["statuses"]``
+    (default :data:`SENSITIVITY_STATUSES`).  The fits are the same functions as the primary
+    analysis (validated against R metafor 3.8-1 ``rma``/``rma.mh``/``rma.glmm``); this only
+    chooses the rows.  ``fits`` holds ``MetaResult.to_dict()``; ``added`` the studies added with
+    their status, source and note; ``rows`` their data (used by :func:`fit_variant`).  Without
+    such rows: ``{"status": "not run: no inferred rows"}``.
+    """
+    extra = [str(s).lower() for s in options.get("statuses", SENSITIVITY_STATUSES)]
+    statuses = list(dict.fromkeys([*ctx.spec["status"], *extra]))
+    added = _added_rows(ctx, extra)
+    if added.empty:
+        return {"status": f"not run: no {'/'.join(extra)} rows", "statuses": statuses}
+    rows = pd.concat([ctx.rows, added], ignore_index=True, sort=False)
+    effects = _escalc(ctx.spec["measure"], rows, ctx.spec)
+    fits, notes = _fit_all(ctx.spec["methods"], effects, rows, ctx.spec, ctx.outcome)
+    notes += [f"{s} left out: {why}" for s, why in effects.dropped]
+    return {"status": "ok", "statuses": statuses, "k": int(effects.k), "k_primary": int(ctx.effects.k),
+            "added": _provenance(added), "rows": _records(added), "notes": notes,
+            "fits": [f.to_dict() for f in fits]}
+
+
+def sensitivity_fits(analysis: OutcomeAnalysis) -> list[MetaResult]:
+    """The stored fits of the inferred-sensitivity analysis (empty when it did not run)."""
+    from .results import result_from_dict
+
+    res = analysis.extras.get("inferred_sensitivity") or {}
+    return [result_from_dict(f) for f in res.get("fits", [])] if res.get("status") == "ok" else []
+
+
 # --------------------------------------------------------------------------- variants
+def variant_rows(analysis: OutcomeAnalysis, statuses: Iterable[str] | None = None) -> pd.DataFrame:
+    """The rows a variant fit uses: those that entered ``analysis``, or, with ``statuses``, the
+    rows of the outcome whose status is in ``statuses`` (the primary rows plus the rows the
+    inferred-sensitivity analysis stored).  Raises :class:`AnalysisError` when ``statuses`` asks
+    for rows that were left out and not stored."""
+    rows = analysis.effects.data
+    if rows is None:
+        raise AnalysisError(f"outcome {analysis.outcome!r}: the per-study rows are not stored")
+    if statuses is None:
+        return rows
+    want = {str(s).strip().lower() for s in statuses if str(s).strip()}
+    primary = [str(s).lower() for s in (analysis.extras.get("spec") or DEFAULTS).get("status", [])]
+    sens = analysis.extras.get("inferred_sensitivity") or {}
+    stored = set(primary) | {str(s).lower() for s in sens.get("statuses", [])}
+    missing = sorted(want - stored)
+    if missing:
+        raise AnalysisError(f"outcome {analysis.outcome!r}: rows with status {', '.join(missing)} are "
+                            f"not stored (primary statuses {', '.join(primary)}; switch on "
+                            f"analyses/inferred_sensitivity with statuses: [{', '.join(missing)}])")
+    parts = [rows]
+    if sens.get("rows"):
+        parts.append(pd.DataFrame.from_records(sens["rows"]))
+    allrows = pd.concat(parts, ignore_index=True, sort=False)
+    if "status" not in allrows.columns:
+        return allrows
+    return allrows[allrows["status"].astype(str).str.lower().isin(want)].reset_index(drop=True)
+
+
 def fit_variant(analysis: OutcomeAnalysis, measure: str | None = None, method: str | None = None,
-                studies: Iterable[str] | None = None, level: float | None = None) -> MetaResult:
-    """Fit ``analysis``'s data again with another measure, method or a subset of studies.
+                studies: Iterable[str] | None = None, level: float | None = None,
+                statuses: Iterable[str] | None = None) -> MetaResult:
+    """Fit ``analysis``'s data again with another measure, method, subset of studies or set of
+    evidence statuses.
 
     Used by the reproduction check: a published target may have pooled raw proportions (PR)
-    where the outcome is analysed on the logit scale, or one dose subgroup only.  The rows are
+    where the outcome is analysed on the logit scale, one dose subgroup only, or a row the
+    primary analysis leaves out (``statuses`` including ``inferred``: the rows stored by the
+    inferred-sensitivity analysis, see :func:`variant_rows`).  Without ``statuses`` the rows are
     the ones that entered ``analysis`` (``effects.data``); settings come from
-    ``analysis.extras["spec"]``.
+    ``analysis.extras["spec"]``.  The fit itself is :mod:`metapool.models` / :mod:`metapool.counts`
+    / :mod:`metapool.glmm` (validated against R metafor 3.8-1).
     """
     spec = dict(analysis.extras.get("spec") or DEFAULTS)
     if level is not None:
         spec["level"] = level
     measure = measure or analysis.effects.measure
     method = method or analysis.primary.method
-    rows = analysis.effects.data
-    if rows is None:
-        raise AnalysisError(f"outcome {analysis.outcome!r}: the per-study rows are not stored")
+    primary_set = {str(s).lower() for s in spec.get("status", [])}
+    if statuses is not None and {str(s).strip().lower() for s in statuses if str(s).strip()} == primary_set:
+        statuses = None
+    rows = variant_rows(analysis, statuses)
     if studies is not None:
         keep = set(map(str, studies))
         rows = rows[rows["study"].astype(str).isin(keep)].reset_index(drop=True)
     if rows.empty:
         raise AnalysisError(f"outcome {analysis.outcome!r}: no studies left for this variant")
-    if (measure == analysis.effects.measure and studies is None and level is None
+    if (measure == analysis.effects.measure and studies is None and level is None and statuses is None
             and method in [f.method for f in analysis.fits]):
         return analysis.fit(method)
     effects = _escalc(measure, rows, spec)
@@ -646,3 +788,4 @@ register_analysis("influence", influence_analysis)
 register_analysis("gosh", gosh_analysis)
 register_analysis("small_study", small_study_analysis)
 register_analysis("metareg", metareg_analysis)
+register_analysis("inferred_sensitivity", inferred_sensitivity_analysis)

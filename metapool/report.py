@@ -124,18 +124,29 @@ def _subgroup_studies(analysis: OutcomeAnalysis, name: str):
     return None
 
 
+def _prov_map(analysis: OutcomeAnalysis) -> dict:
+    """study -> provenance record: the primary rows and the rows added by the inferred
+    sensitivity analysis (those carry ``sensitivity_only = True``)."""
+    out = {p.get("study"): p for p in analysis.extras.get("provenance", [])}
+    sens = analysis.extras.get("inferred_sensitivity") or {}
+    for p in sens.get("added", []) if sens.get("status") == "ok" else []:
+        out.setdefault(p.get("study"), {**p, "sensitivity_only": True})
+    return out
+
+
 def _status_counts(analysis: OutcomeAnalysis, studies) -> str:
-    prov = [p for p in analysis.extras.get("provenance", []) if p.get("study") in set(studies)]
+    prov = _prov_map(analysis)
     counts: dict[str, int] = {}
-    for p in prov:
-        counts[p.get("status") or "unknown"] = counts.get(p.get("status") or "unknown", 0) + 1
+    for s in studies:
+        st = (prov.get(s) or {}).get("status") or "unknown"
+        counts[st] = counts.get(st, 0) + 1
     return ", ".join(f"{n} {s}" for s, n in counts.items())
 
 
 def _facts(analysis: OutcomeAnalysis, fit: MetaResult) -> list[str]:
     studies = list(fit.study)
     facts = [f"{fit.method} pool of k = {fit.k}: {', '.join(studies)} ({_status_counts(analysis, studies)})"]
-    prov = {p.get("study"): p for p in analysis.extras.get("provenance", [])}
+    prov = _prov_map(analysis)
     inferred = [s for s in studies if (prov.get(s) or {}).get("status") == "inferred"]
     if inferred:
         facts.append("includes inferred numbers: " + ", ".join(inferred))
@@ -143,6 +154,33 @@ def _facts(analysis: OutcomeAnalysis, fit: MetaResult) -> list[str]:
     if conv:
         facts.append("includes means/SDs converted from medians: " + ", ".join(conv))
     return facts
+
+
+def _counts_text(row: Mapping) -> str:
+    """``10/18`` (single arm) or ``34/50 vs 29/50`` (two arms) for a data row; "" otherwise."""
+    def n(c):
+        v = _num(row.get(c))
+        return f"{v:g}" if math.isfinite(v) else None
+    if n("events") and n("total"):
+        return f"{n('events')}/{n('total')}"
+    cells = [n(c) for c in ("events_treat", "total_treat", "events_ctrl", "total_ctrl")]
+    if all(cells):
+        return f"{cells[0]}/{cells[1]} vs {cells[2]}/{cells[3]}"
+    return ""
+
+
+def _target_statuses(target: Mapping) -> list[str] | None:
+    """The target row's ``statuses`` (``reported;derived;...``), or None for the outcome's own."""
+    text = _text(target.get("statuses"))
+    return [s.strip().lower() for s in text.replace(",", ";").split(";") if s.strip()] or None
+
+
+def _added_rows(a: OutcomeAnalysis, fit: MetaResult) -> list[str]:
+    """The rows of ``fit`` that the primary analysis left out, as "STATUS study counts"."""
+    sens = a.extras.get("inferred_sensitivity") or {}
+    used = set(map(str, fit.study))
+    return [f"{str(r.get('status', '')).upper()} {r.get('study')} {_counts_text(r)}".strip()
+            for r in sens.get("rows", []) if str(r.get("study")) in used]
 
 
 def _target_value(target: Mapping, analyses: Mapping[str, OutcomeAnalysis]):
@@ -167,15 +205,46 @@ def _target_value(target: Mapping, analyses: Mapping[str, OutcomeAnalysis]):
         studies = _subgroup_studies(a, sub)
         if studies is None:
             return None, [], f"subgroup {sub!r} has no studies in the bundled data"
+    statuses = _target_statuses(target)
     try:
-        fit = fit_variant(a, measure=measure, method=method, studies=studies)
+        fit = fit_variant(a, measure=measure, method=method, studies=studies, statuses=statuses)
     except ValueError as exc:   # AnalysisError, DataError: say why in words
         return None, [], str(exc)
     facts = _facts(a, fit)
+    added = _added_rows(a, fit) if statuses else []
+    if added:
+        primary_statuses = ", ".join((a.extras.get("spec") or {}).get("status", []))
+        try:
+            base = fit_variant(a, measure=measure, method=method, studies=studies)
+        except ValueError as exc:
+            base, base_text = None, f"no primary-evidence pool ({exc})"
+        if base is not None:
+            rep = base.reporting()
+            base_text = (f"the primary evidence alone ({primary_statuses}: {', '.join(map(str, base.study))})"
+                         f" gives {_fmt_ci(rep['estimate'], rep['ci_lb'], rep['ci_ub'], base.measure)}")
+        facts.insert(0, {"added": added, "statuses": statuses, "base": base, "base_text": base_text})
     if method and fit.method != method:
         facts.append(f"{method} asked for, but with k = {fit.k} every model returns the single "
                      f"study's estimate (shown as {fit.method})")
     return fit, facts, ""
+
+
+def _sensitivity_reason(sens: Mapping, status: str, pub: Mapping, target: Mapping, measure: str) -> str:
+    """Reason text of a target computed with rows the primary analysis leaves out (e.g. INFERRED):
+    "reproduced only when the INFERRED X 10/18 row is included (sensitivity analysis)", plus
+    what the primary evidence alone gives and its status."""
+    what = " and ".join(f"the {r} row" for r in sens["added"])
+    base = sens["base"]
+    base_status = (classify(pub, base.reporting(), target.get("decimals"), measure)[0]
+                   if base is not None else "not reproducible")
+    head = {"reproduced": "reproduced", "close": "close"}.get(status)
+    if head and base_status != status:
+        lead = f"{head} only when {what} is included (sensitivity analysis)"
+    elif head:
+        lead = f"{head} with and without {what} (sensitivity analysis)"
+    else:
+        lead = f"computed with {what} included (sensitivity analysis)"
+    return f"{lead}; target statuses {', '.join(sens['statuses'])}; {sens['base_text']} ({base_status})"
 
 
 def reproduction_table(analyses: Mapping[str, OutcomeAnalysis], targets: pd.DataFrame) -> pd.DataFrame:
@@ -185,9 +254,11 @@ def reproduction_table(analyses: Mapping[str, OutcomeAnalysis], targets: pd.Data
         fit, facts, why = _target_value(t, analyses)
         comp = fit.reporting() if fit is not None else {}
         pub = {k: _num(t.get(k)) for k in BOUNDS}
-        status, worst = classify(pub, comp, t.get("decimals"), _text(t.get("measure")).upper()
-                                 or (fit.measure if fit else ""))
-        reason = ([why] if why else []) + facts
+        measure = _text(t.get("measure")).upper() or (fit.measure if fit else "")
+        status, worst = classify(pub, comp, t.get("decimals"), measure)
+        sens = facts.pop(0) if facts and isinstance(facts[0], dict) else None
+        reason = ([why] if why else []) + ([_sensitivity_reason(sens, status, pub, t, measure)]
+                                           if sens else []) + facts
         if status in ("close", "differs") and math.isfinite(worst):
             reason.append(f"largest difference {worst:.1f} units of the last printed digit")
         reason += [_text(t.get("assumption")), _text(t.get("missing"))]

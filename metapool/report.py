@@ -404,9 +404,9 @@ def _fmt_p(p: float) -> str:
     return f"{p:.3g}" if p >= 1e-4 else "<0.0001"
 
 
-def _fits_frame(a: OutcomeAnalysis) -> pd.DataFrame:
+def _fits_frame(a: OutcomeAnalysis | None, fits=None) -> pd.DataFrame:
     rows = []
-    for f in a.fits:
+    for f in (a.fits if fits is None else fits):
         rep = f.reporting()
         m = f.measure
         pi = ""
@@ -431,9 +431,54 @@ def _overview_frame(analyses: Mapping[str, OutcomeAnalysis]) -> pd.DataFrame:
         rows.append({"outcome": a.label, "k": f.k, "n": "" if not n else int(n), "model": f.method,
                      "estimate (95% CI)": _fmt_ci(rep["estimate"], rep["ci_lb"], rep["ci_ub"], f.measure),
                      "I²": "" if not math.isfinite(f.I2) else f"{f.I2:.0f}%",
-                     "inferred data": "yes" if any(p.get("status") == "inferred"
-                                                   for p in a.extras.get("provenance", [])) else ""})
+                     "inferred data": "in the primary pool" if any(
+                         p.get("status") == "inferred" for p in a.extras.get("provenance", [])) else "",
+                     "with inferred rows (sensitivity)": _sensitivity_cell(a)})
     return pd.DataFrame(rows)
+
+
+def _sensitivity_cell(a: OutcomeAnalysis) -> str:
+    """The primary model refitted with the inferred rows (overview table), "" when not run."""
+    from .analysis import sensitivity_fits
+
+    fits = sensitivity_fits(a)
+    f = next((x for x in fits if x.method == a.primary.method), None)
+    if f is None:
+        return ""
+    r = f.reporting()
+    return f"{_fmt_ci(r['estimate'], r['ci_lb'], r['ci_ub'], f.measure)} (k = {f.k})"
+
+
+def _sensitivity_html(a: OutcomeAnalysis) -> str:
+    """"Sensitivity analysis including inferred numbers: ..." beside the primary result."""
+    from .analysis import sensitivity_fits
+
+    res = a.extras.get("inferred_sensitivity")
+    if not isinstance(res, Mapping):
+        return ""
+    if res.get("status") != "ok":
+        return (f"<p class='note'><b>Sensitivity analysis including inferred numbers:</b> "
+                f"{_e(res.get('status', 'not run'))}.</p>")
+    fits = sensitivity_fits(a)
+    added = "; ".join(f"{p.get('study')} ({p.get('status')}): {p.get('note') or p.get('source') or ''}"
+                      for p in res.get("added", []))
+    prim = a.primary.reporting()
+    same = next((f for f in fits if f.method == a.primary.method), None)
+    compare = ""
+    if same is not None:
+        r = same.reporting()
+        with_ = _fmt_ci(r["estimate"], r["ci_lb"], r["ci_ub"], same.measure)
+        without = _fmt_ci(prim["estimate"], prim["ci_lb"], prim["ci_ub"], a.primary.measure)
+        compare = (f" {a.primary.method}: {with_} with them (k = {same.k}) vs {without} without "
+                   f"(primary analysis, k = {a.primary.k}).")
+    notes = "".join(f"<li>{_e(n)}</li>" for n in res.get("notes", []))
+    return (f"<h4>Sensitivity analysis including inferred numbers</h4>"
+            f"<p><b>Sensitivity analysis including inferred numbers:</b>{_e(compare)} Every model "
+            f"refitted with the rows the primary analysis leaves out (statuses pooled: "
+            f"{_e(', '.join(res.get('statuses', [])))}). "
+            f"Added: {_e(added)}. Inferred numbers rest on an assumption; they are not part of the primary "
+            f"result or its forest plot.</p>" + _html_table(_fits_frame(None, fits))
+            + (f"<ul class='note'>{notes}</ul>" if notes else ""))
 
 
 def _sg_rows(sg: Mapping) -> pd.DataFrame:
@@ -531,7 +576,8 @@ def _notes(a: OutcomeAnalysis) -> list[str]:
 
 #: Extras the report shows in their own sections (anything else is listed as JSON).
 _KNOWN_EXTRAS = ("spec", "notes", "provenance", "subgroups", "figures", "glmm", "leave_one_out",
-                 "cumulative", "influence", "gosh", "small_study", "metareg")
+                 "cumulative", "influence", "gosh", "small_study", "metareg", "inferred_sensitivity",
+                 "study_labels")
 _ANALYSIS_NAMES = {"leave_one_out": "Leave-one-out", "cumulative": "Cumulative meta-analysis",
                    "influence": "Influence diagnostics and Baujat plot", "gosh": "GOSH plot",
                    "small_study": "Small-study effects", "metareg": "Meta-regression"}
@@ -691,7 +737,7 @@ def _outcome_section(a: OutcomeAnalysis, figures: Mapping, studies: pd.DataFrame
              f'<p class="note">Outcome key <code>{_e(a.outcome)}</code>; measure {_e(a.effects.measure)} '
              f'(reported as {_e(scale_label(a.effects.measure))}); evidence statuses pooled: '
              f'{_e(", ".join(spec.get("status", [])))}. {_e(spec.get("note", ""))}</p>',
-             _html_table(_fits_frame(a))]
+             _html_table(_fits_frame(a)), _sensitivity_html(a)]
     glmm = a.extras.get("glmm")
     if glmm and glmm.get("status") != "ok":
         parts.append(f"<p class='note'>GLMM (binomial-normal model) {_e(glmm['status'])}; the "
@@ -765,6 +811,11 @@ plot. With fewer than 10 studies the small-study tests have little power and are
 verdict (Cochrane Handbook). Single-arm proportions are pooled on the logit scale, with the
 binomial-normal GLMM (exact binomial likelihood, no continuity correction) beside the
 inverse-variance models.</p>
+<p>Evidence statuses: the primary pools use numbers that are reported, derived (a count
+back-calculated exactly from a printed percentage) or secondary (printed by another source). Numbers
+that rest on an assumption (INFERRED: a denominator not printed, a statement turned into a count)
+enter a sensitivity analysis only, in which every model is refitted with them added; a published
+estimate reproduced only with them is marked so in the reproduction table.</p>
 <p>Software: {_e(vers)}.</p>"""
 
 

@@ -42,7 +42,8 @@ def warm_up():
 
 
 def effects_frame(analysis):
-    """Per-study rows: analysis-scale yi, vi, CI; reporting-scale estimate and CI; weights."""
+    """Per-study rows: ``study`` (id), ``label`` ("He 2020"), analysis-scale yi, vi, CI;
+    reporting-scale estimate and CI; weights."""
     import numpy as np
     import pandas as pd
 
@@ -60,6 +61,8 @@ def effects_frame(analysis):
             w = pd.Series(f.weights, index=list(f.study))
             df[f"weight_{f.method}"] = df["study"].map(w)
     df.insert(1, "measure", es.measure)
+    names = analysis.extras.get("study_labels") or {}
+    df.insert(1, "label", [str(names.get(s) or s) for s in df["study"]])
     prov = pd.DataFrame(analysis.extras.get("provenance", []))
     if len(prov):
         keep = [c for c in ("study", "status", "source") if c in prov.columns]
@@ -104,6 +107,7 @@ def draw_diagnostic(analysis, kind: str, stem: str):
     from metapool.plots.forest import summary_forest
 
     ex, es, label = analysis.extras, analysis.effects, analysis.label
+    names = ex.get("study_labels") or {}
     if kind not in ex.get("figures", []):
         raise ValueError(f"{analysis.outcome}: no {kind} figure (extras['figures'] = {ex.get('figures')})")
     if kind in ("loo", "cumulative"):
@@ -111,10 +115,12 @@ def draw_diagnostic(analysis, kind: str, stem: str):
         t = pd.DataFrame(res["table"])
         fit = next((f for f in analysis.fits if f.method == res["method"]), analysis.primary)
         if kind == "loo":
-            labels, title = [f"omitting {s}" for s in t["study"]], f"Leave-one-out ({res['method']}): {label}"
+            labels = [f"omitting {names.get(s) or s}" for s in t["study"]]
+            title = f"Leave-one-out ({res['method']}): {label}"
         else:
-            labels = [f"+ {s}" + ("" if o is None or pd.isna(o) else f" ({o:g})" if isinstance(o, float)
-                                  else f" ({o})") for s, o in zip(t["study"], t["order"])]
+            labels = [f"+ {names.get(s) or s}" + ("" if o is None or pd.isna(o) else f" ({o:g})"
+                                                   if isinstance(o, float) else f" ({o})")
+                      for s, o in zip(t["study"], t["order"])]
             title = f"Cumulative meta-analysis by {res['order_by']} ({res['method']}): {label}"
         return summary_forest(labels, t["estimate"], t["ci_lb"], t["ci_ub"], measure=es.measure,
                               path_stem=stem, title=title, pooled=fit, ni=es.ni, level=fit.level)

@@ -280,6 +280,39 @@ def test_markers_from_provenance_when_the_data_lack_status():
     assert t["study-5-label"].endswith("\u2021")
 
 
+def test_study_rows_use_author_year_labels_from_the_study_table():
+    """Rows show "Author Year" (duplicates a, b) made from the study table; ids stay in the data."""
+    from metapool.analysis import study_labels
+
+    a = make_analysis("bcg", "RR")
+    ids = list(a.effects.study)
+    authors = ["He J", "He J", "von Spee-Mayer C", "NR"] + [f"Author{i} AB" for i in range(4, len(ids))]
+    years = [2020, 2020, 2016, 2019] + [1950 + i for i in range(4, len(ids))]
+    studies = pd.DataFrame({"study": ids, "author": authors, "year": years})
+    labels = study_labels(studies, ids)
+    assert labels[ids[0]] == "He 2020a" and labels[ids[1]] == "He 2020b"
+    assert labels[ids[2]] == "von Spee-Mayer 2016"
+    assert labels[ids[3]] == ids[3]                       # no author: the id is kept
+    assert labels[ids[5]] == "Author5 1955"
+    b = OutcomeAnalysis(a.outcome, a.label, a.effects, a.fits, {"study_labels": labels})
+    t = texts(build_forest(b))
+    assert [t[f"study-{i}-label"] for i in range(a.effects.k)] == [labels[s] for s in ids]
+    assert not any(t[f"study-{i}-label"] == ids[i] for i in (0, 1, 2, 5))
+    assert not _row_overlaps(build_forest(b))[0]
+    # without labels the ids are shown, as before
+    t0 = texts(build_forest(a))
+    assert [t0[f"study-{i}-label"] for i in range(a.effects.k)] == ids
+
+
+def test_forest_footer_names_rows_left_to_the_sensitivity_analysis():
+    a = make_analysis("bcg", "RR")
+    extras = {"inferred_sensitivity": {"status": "ok", "added": [{"study": "X2019", "status": "inferred"}]},
+              "study_labels": {"X2019": "Xu 2019"}}
+    fig = build_forest(OutcomeAnalysis(a.outcome, a.label, a.effects, a.fits, extras))
+    assert any(x.startswith("Not shown: Xu 2019 (inferred)") for x in all_text(fig))
+    assert not any("Xu 2019" in v for k, v in texts(fig).items() if k.startswith("study-"))
+
+
 def _subgroup_analysis():
     from metapool.models import fit
 

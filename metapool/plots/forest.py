@@ -290,6 +290,13 @@ def _subgroup_spec(analysis: OutcomeAnalysis):
 
 # ----------------------------------------------------------------------------- forest
 
+def study_labels(analysis: OutcomeAnalysis) -> list[str]:
+    """Row label per study of ``analysis.effects``: ``extras["study_labels"]`` ("He 2020", made
+    by :func:`metapool.analysis.study_labels` from the study table), else the study id."""
+    names = analysis.extras.get("study_labels") or {}
+    return [str(names.get(s) or s) for s in analysis.effects.study]
+
+
 def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
                  arm_labels: Sequence[str] = ("Treatment", "Control")):
     """Build the forest-plot :class:`~matplotlib.figure.Figure` of one outcome (not saved).
@@ -340,13 +347,14 @@ def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
     est, lb, ub = _study_ci(eff, level)
     weights = [_weight_map(f, eff.study) for f in wfits]
     marks, mark_notes = _markers(eff, analysis.extras)
+    names = study_labels(analysis)
 
     def study_row(i):
         cells = {c.key: vals[i] for c, vals, _ in dcols}
         for j in range(len(wfits)):
             cells[f"w{j}"] = fmt_num(weights[j][i], 1) if np.isfinite(weights[j][i]) else ""
         cells["est"] = fmt_ci(est[i] * sc.factor, lb[i] * sc.factor, ub[i] * sc.factor, sc.digits)
-        label = eff.study[i] + (" " + marks[i] if marks[i] else "")
+        label = names[i] + (" " + marks[i] if marks[i] else "")
         return _Row("study", label, cells, est[i], lb[i], ub[i], weights[0][i], gid=f"study-{i}")
 
     def fit_row(kind, fit, label, gid, weight_cells):
@@ -427,6 +435,12 @@ def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
     footers += mark_notes
     if eff.dropped:
         footers.append("Not pooled: " + "; ".join(f"{s} ({why})" for s, why in eff.dropped) + ".")
+    sens = analysis.extras.get("inferred_sensitivity") or {}
+    if sens.get("status") == "ok" and sens.get("added"):
+        lab = analysis.extras.get("study_labels") or {}
+        left = ", ".join(f"{lab.get(p.get('study'), p.get('study'))} ({p.get('status')})"
+                         for p in sens["added"])
+        footers.append(f"Not shown: {left}; in the sensitivity analysis only (see report).")
 
     title = analysis.label if title is None else title
     return _render(rows, cols, sc, title=title, footers=footers, primary_est=_primary_est(primary))
@@ -777,4 +791,5 @@ def study_texts(fig) -> dict:
             if t.get_gid()}
 
 
-__all__ = ["build_forest", "forest_plot", "build_summary_forest", "summary_forest", "study_texts"]
+__all__ = ["build_forest", "forest_plot", "build_summary_forest", "summary_forest", "study_texts",
+           "study_labels"]

@@ -152,7 +152,7 @@ def read_config(path) -> dict:
     try:
         data = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
     except _Duplicate as d:
-        raise ConfigError(path, d.mark.line + 1, d.mark.column + 1, str(d.key), None,
+        raise ConfigError(path, d.mark.line + 1, d.mark.column + 1, str(d.key), _NO_VALUE,
                           f"the key {d.key!r} appears twice in one mapping (first on line "
                           f"{d.first_line}); YAML would silently keep only the last one") from None
     except yaml.constructor.ConstructorError as exc:
@@ -171,6 +171,9 @@ def read_config(path) -> dict:
                           allowed=f"invalid YAML: {why}{hint}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, allowed=f"invalid YAML: {exc}") from None
+    if data is None:
+        raise ConfigError(path, allowed="the file has no settings (only comments or blank lines); "
+                                        "expected studies:, tables: and outcomes: (see docs/workflow.md)")
     if not isinstance(data, dict):
         raise ConfigError(path, 1, 1, None, type(data).__name__,
                           "the top level must be a mapping (studies:, tables:, outcomes:, ...)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,10 @@ def config_line(project: Path, text: str) -> int:
 
 def assert_stops(res: subprocess.CompletedProcess, *parts: str):
     out = res.stdout + res.stderr
+    if os.environ.get("METAPOOL_DUMP_MESSAGES"):      # collect the messages for docs/reliability.md
+        with open(os.environ["METAPOOL_DUMP_MESSAGES"], "a") as fh:
+            msg = out.split("metapool: cannot run the workflow.")[-1].strip()
+            fh.write(f"{os.environ.get('PYTEST_CURRENT_TEST', '').split(' ')[0]}\t{msg}\n")
     assert res.returncode != 0, f"the run did not stop:\n{out}"
     assert "Traceback" not in out, out
     assert "metapool: cannot run the workflow." in out, out
@@ -373,13 +378,20 @@ def test_yaml_duplicate_key(project):
     lines = (project / "config.yaml").read_text().splitlines()
     first = config_line(project, "  fever:") + 1
     second = next(i for i in range(first + 1, len(lines) + 1) if lines[i - 1].strip().startswith("measure:"))
-    assert_stops(run(project), "config.yaml", f"line {second}", "key measure", "appears twice",
+    res = run(project)
+    assert "value None" not in res.stderr
+    assert_stops(res, "config.yaml", f"line {second}", "key measure", "appears twice",
                  f"first on line {first}")
 
 
 def test_empty_config(project):
-    (project / "config.yaml").write_text("# nothing yet\n")
+    (project / "config.yaml").write_text("")
     assert_stops(run(project), "config.yaml", "the file is empty")
+
+
+def test_config_with_comments_only(project):
+    (project / "config.yaml").write_text("# nothing yet\n")
+    assert_stops(run(project), "config.yaml", "no settings (only comments")
 
 
 def test_config_not_a_mapping(project):

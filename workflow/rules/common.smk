@@ -124,9 +124,9 @@ def _write_snapshots():
         status = mine["status"].astype(str).str.lower() if "status" in mine else None
         if status is not None and not status.isin(spec["status"]).any():
             _config_stop(CONFIG_CHECKS.setting_keys(config, outcome, "status"), spec["status"],
-                         f"none of outcome {outcome!r}'s {len(mine)} rows has one of these statuses "
-                         f"(found: {', '.join(sorted(set(status)))}, {where}); add the status to "
-                         f"outcomes/{outcome}/status to pool them")
+                         f"none of the {len(mine)} rows of outcome {outcome!r} has one of these "
+                         f"statuses (found: {', '.join(sorted(set(status)))}; rows from {where}); add "
+                         f"the status to outcomes/{outcome}/status to pool them")
         used = studies[studies["study"].astype(str).isin(mine["study"].astype(str))]
         snap = {"outcome": outcome, "spec": spec,
                 "rows": mine.astype(object).where(mine.notna(), None).to_dict(orient="records"),

@@ -472,8 +472,7 @@ def _sensitivity_html(a: OutcomeAnalysis) -> str:
         compare = (f" {a.primary.method}: {with_} with them (k = {same.k}) vs {without} without "
                    f"(primary analysis, k = {a.primary.k}).")
     notes = "".join(f"<li>{_e(n)}</li>" for n in res.get("notes", []))
-    return (f"<h4>Sensitivity analysis including inferred numbers</h4>"
-            f"<p><b>Sensitivity analysis including inferred numbers:</b>{_e(compare)} Every model "
+    return (f"<p><b>Sensitivity analysis including inferred numbers:</b>{_e(compare)} Every model "
             f"refitted with the rows the primary analysis leaves out (statuses pooled: "
             f"{_e(', '.join(res.get('statuses', [])))}). "
             f"Added: {_e(added)}. Inferred numbers rest on an assumption; they are not part of the primary "
@@ -737,11 +736,12 @@ def _outcome_section(a: OutcomeAnalysis, figures: Mapping, studies: pd.DataFrame
              f'<p class="note">Outcome key <code>{_e(a.outcome)}</code>; measure {_e(a.effects.measure)} '
              f'(reported as {_e(scale_label(a.effects.measure))}); evidence statuses pooled: '
              f'{_e(", ".join(spec.get("status", [])))}. {_e(spec.get("note", ""))}</p>',
-             _html_table(_fits_frame(a)), _sensitivity_html(a)]
+             _html_table(_fits_frame(a))]
     glmm = a.extras.get("glmm")
     if glmm and glmm.get("status") != "ok":
         parts.append(f"<p class='note'>GLMM (binomial-normal model) {_e(glmm['status'])}; the "
                      f"inverse-variance models above are unaffected.</p>")
+    parts.append(_sensitivity_html(a))
     if a.extras.get("subgroups"):
         parts.append(_subgroup_html(a.extras["subgroups"], a, studies))
     figs = figures.get(a.outcome, {})

@@ -232,3 +232,103 @@ def test_defaults_switch_analyses_on_and_outcomes_override():
                         {"analyses": ANALYSES})
     assert spec["analyses"]["gosh"] is False and spec["analyses"]["leave_one_out"] == {"min_k": 5}
     assert spec["analyses"]["influence"] is True
+
+
+# --------------------------------------------------------------------------- inferred numbers
+def _with_inferred(kind="proportion"):
+    if kind == "proportion":
+        return pd.DataFrame({"study": ["A", "B", "C", "D", "E"], "outcome": "o",
+                             "events": [7, 12, 30, 9, 10], "total": [13, 40, 50, 25, 18],
+                             "status": ["reported", "derived", "secondary", "inferred", "inferred"],
+                             "source": "synthetic", "note": ["", "", "", "n assumed", "count from text"]})
+    return pd.DataFrame({"study": ["A", "B", "C"], "outcome": "o", "events_treat": [16, 10, 34],
+                         "total_treat": [29, 30, 50], "events_ctrl": [11, 8, 29], "total_ctrl": [30, 30, 50],
+                         "status": ["derived", "reported", "inferred"], "source": "synthetic"})
+
+
+@pytest.mark.parametrize("kind, measure, methods", [("proportion", "PLO", ["FE", "DL", "REML", "GLMM"]),
+                                                     ("binary", "RR", ["FE", "MH", "REML"])])
+def test_inferred_rows_enter_only_the_sensitivity_analysis(kind, measure, methods):
+    from metapool.results import result_from_dict
+
+    rows = _with_inferred(kind)
+    inferred = list(rows.loc[rows["status"] == "inferred", "study"])
+    a = analyse_outcome("o", {"label": "o", "measure": measure, "methods": methods}, rows, None, {})
+    assert not set(inferred) & set(a.effects.study)
+    assert all(f.k == len(rows) - len(inferred) for f in a.fits)
+    sens = a.extras["inferred_sensitivity"]
+    assert sens["status"] == "ok" and [p["study"] for p in sens["added"]] == inferred
+    assert sens["k"] == len(rows) and sens["k_primary"] == a.effects.k
+    assert sens["statuses"] == ["reported", "derived", "secondary", "inferred"]
+    # the same fits as a primary analysis that lets inferred numbers in (independent path)
+    full = analyse_outcome("o", {"label": "o", "measure": measure, "methods": methods,
+                                 "status": sens["statuses"]}, rows, None, {})
+    got = [result_from_dict(f) for f in sens["fits"]]
+    assert [f.method for f in got] == [f.method for f in full.fits] == [f.method for f in a.fits]
+    for g, f in zip(got, full.fits):
+        assert g.k == len(rows) and set(g.study) == set(rows["study"])
+        np.testing.assert_allclose([g.estimate, g.se, g.tau2], [f.estimate, f.se, f.tau2], rtol=1e-10, atol=1e-12)
+        assert g.estimate != pytest.approx(a.fit(g.method).estimate, rel=1e-6)
+
+
+def test_inferred_sensitivity_not_run_without_inferred_rows_and_switchable():
+    rows = _with_inferred().query("status != 'inferred'")
+    a = analyse_outcome("o", {"label": "o", "measure": "PLO"}, rows, None, {})
+    assert a.extras["inferred_sensitivity"] == {"status": "not run: no inferred rows",
+                                                "statuses": ["reported", "derived", "secondary", "inferred"]}
+    off = analyse_outcome("o", {"label": "o", "measure": "PLO",
+                                "analyses": {"inferred_sensitivity": False}}, _with_inferred(), None, {})
+    assert "inferred_sensitivity" not in off.extras
+
+
+def test_outcome_with_only_inferred_rows_says_so():
+    from metapool.analysis import AnalysisError
+
+    rows = _with_inferred().query("status == 'inferred'")
+    with pytest.raises(AnalysisError, match=r"only rows are inferred \(D, E\).*sensitivity analyses"):
+        analyse_outcome("o", {"label": "o", "measure": "PLO"}, rows, None, {})
+
+
+def test_fit_variant_with_statuses_uses_the_stored_inferred_rows():
+    from metapool.analysis import AnalysisError, fit_variant
+    from metapool.effects import escalc
+    from metapool.models import fit
+
+    rows = _with_inferred()
+    a = analyse_outcome("o", {"label": "o", "measure": "PLO"}, rows, None, {})
+    all_st = ["reported", "derived", "secondary", "inferred"]
+    v = fit_variant(a, measure="PR", method="FE", statuses=all_st)
+    direct = fit(escalc("PR", rows), method="FE")
+    assert v.k == 5 and v.estimate == pytest.approx(direct.estimate, rel=1e-12)
+    only_reported = fit_variant(a, measure="PR", method="FE", statuses=["reported", "inferred"])
+    assert set(only_reported.study) == {"A", "D", "E"}
+    assert fit_variant(a, method="FE", statuses=["reported", "derived", "secondary"]) is a.fit("FE")
+    off = analyse_outcome("o", {"label": "o", "measure": "PLO",
+                                "analyses": {"inferred_sensitivity": False}}, rows, None, {})
+    with pytest.raises(AnalysisError, match="status inferred are not stored"):
+        fit_variant(off, measure="PR", method="FE", statuses=all_st)
+
+
+def test_bundled_primary_pools_have_no_inferred_numbers():
+    from metapool.data import load_studies, load_tables
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert "inferred" not in cfg["defaults"]["status"]
+    assert cfg["defaults"]["analyses"]["inferred_sensitivity"] is True
+    studies = load_studies(ROOT / cfg["studies"])
+    rows = load_tables([ROOT / t for t in cfg["tables"]], studies=studies)
+    with_inferred = {}
+    for o, spec in cfg["outcomes"].items():
+        assert "inferred" not in (spec.get("status") or []), o
+        assert "INFERRED" not in spec["label"], o
+        a = analyse_outcome(o, spec, rows, studies, cfg["defaults"])
+        assert all(p["status"] != "inferred" for p in a.extras["provenance"]), o
+        sens = a.extras["inferred_sensitivity"]
+        if sens["status"] == "ok":
+            with_inferred[o] = sorted(p["study"] for p in sens["added"])
+        else:
+            assert sens["status"] == "not run: no inferred rows"
+    assert with_inferred["ln_remission"] == ["JICR2019_LN"]
+    for o in ("sri4_wk12", "sri4_wk12_rr", "sri4_wk12_rd"):
+        assert with_inferred[o] == ["Humrich2022_LUPIL2"]
+    assert set(with_inferred) == {"ln_remission", "sri4_wk12", "sri4_wk12_rr", "sri4_wk12_rd", "sae", "cdasi"}

@@ -168,6 +168,35 @@ def test_reproduction_statuses_are_the_documented_ones(run_dir):
     assert dict(zip(rep["target_id"], rep["status"])) == documented
 
 
+def test_inferred_numbers_only_in_the_sensitivity_analysis(run_dir):
+    """ln_remission: He 2020 alone in the primary pool, JICR 2019 10/18 (INFERRED) in the
+    sensitivity analysis, the 54.8% target reproduced only with it, and the report says so."""
+    pooled = load_pooled(run_dir, "ln_remission")
+    assert pooled["effects"]["study"] == ["He2020_ARD"]
+    sens = pooled["extras"]["inferred_sensitivity"]
+    assert sens["status"] == "ok" and [p["study"] for p in sens["added"]] == ["JICR2019_LN"]
+    assert all(sorted(f["study"]) == ["He2020_ARD", "JICR2019_LN"] for f in sens["fits"])
+    rep = pd.read_csv(run_dir / "results" / "reproduction.csv").set_index("target_id")
+    for t in ("IID_remission", "RT_ln_remission"):
+        assert rep.loc[t, "k"] == 2
+        assert rep.loc[t, "reason"].startswith("reproduced only when the INFERRED JICR2019_LN 10/18 row is "
+                                               "included (sensitivity analysis)")
+    assert "INFERRED Humrich2022_LUPIL2 34/50" in rep.loc["IID_sri4", "reason"]
+    html = (run_dir / "results" / "report.html").read_text()
+    sec = html[html.index('id="o-ln_remission"'):html.index('id="o-sri4_wk12"')]
+    assert "Sensitivity analysis including inferred numbers:</b> FE: 54.8% (" in sec
+    assert "not run: no inferred rows" in html[html.index('id="o-fever"'):]
+
+
+def test_effects_csv_and_json_keep_ids_and_add_labels(run_dir):
+    eff = pd.read_csv(run_dir / "results" / "effects" / "treg_abs.csv")
+    pooled = load_pooled(run_dir, "treg_abs")
+    assert list(eff["study"]) == pooled["effects"]["study"]
+    labels = pooled["extras"]["study_labels"]
+    assert list(eff["label"]) == [labels[s] for s in eff["study"]]
+    assert labels["FengM2019_IntImmunopharmacol"] == "Feng 2019" and labels["ShanxiRA_ACRabs"] == "Wang 2022"
+
+
 def test_nothing_to_do_on_second_run(run_dir):
     res = snakemake(run_dir, "-n")
     assert "Nothing to be done" in res.stdout + res.stderr

@@ -137,3 +137,51 @@ def test_one_subgroup_value_says_the_comparison_is_impossible():
     html = render_html({"o": a}, None, None, {}, studies=studies)
     assert "Comparison impossible with these data" in html
     assert "1 MIU qod: C" in html            # the study with the other regimen has no data here
+
+
+def _ln_like():
+    """He-2020-like 7/13 reported + a 10/18 inferred row: 17/31 = 54.84% only with the inferred row."""
+    from metapool.analysis import analyse_outcome
+
+    rows = pd.DataFrame({"study": ["A2020", "J2019"], "outcome": "o", "events": [7, 10], "total": [13, 18],
+                         "status": ["reported", "inferred"], "source": "s", "note": ["", "n assumed"]})
+    return analyse_outcome("o", {"label": "o", "measure": "PLO", "methods": ["FE", "DL"]}, rows, None, {})
+
+
+def _target(statuses):
+    return pd.DataFrame([{"target_id": "t", "paper": "P", "outcome": "o", "subgroup": "", "model": "FE",
+                          "measure": "PR", "estimate": 0.548, "ci_lb": None, "ci_ub": None, "decimals": 3,
+                          "statuses": statuses, "assumption": "", "missing": ""}])
+
+
+def test_target_statuses_bring_in_the_inferred_rows_and_say_so():
+    from metapool.report import reproduction_table
+
+    a = _ln_like()
+    assert a.effects.study == ("A2020",)
+    rep = reproduction_table({"o": a}, _target("reported;derived;secondary;inferred")).iloc[0]
+    assert rep["status"] == "reproduced" and rep["k"] == 2
+    assert rep["computed_estimate"] == pytest.approx(0.5484, abs=5e-5)
+    assert rep["reason"].startswith("reproduced only when the INFERRED J2019 10/18 row is included "
+                                    "(sensitivity analysis)")
+    assert "primary evidence alone (reported, derived, secondary: A2020) gives 53.8%" in rep["reason"]
+    # without the column: the outcome's own (primary) statuses, no inferred row
+    plain = reproduction_table({"o": a}, _target(None)).iloc[0]
+    assert plain["k"] == 1 and plain["status"] != "reproduced" and "INFERRED" not in plain["reason"]
+
+
+def test_report_shows_the_sensitivity_analysis_beside_the_primary_result():
+    from metapool.analysis import analyse_outcome
+    from metapool.report import render_html
+
+    a = _ln_like()
+    html = render_html({"o": a}, None, None, {})
+    sec = html[html.index('id="o-o"'):]
+    assert sec.index("Sensitivity analysis including inferred numbers:") < sec.index("Notes")
+    assert "FE: 54.8% (" in sec and "with them (k = 2)" in sec and "J2019 (inferred): n assumed" in sec
+    assert "with inferred rows (sensitivity)" in html
+    rows = pd.DataFrame({"study": ["A", "B"], "outcome": "o", "events": [3, 5], "total": [20, 25],
+                         "status": "reported", "source": "s"})
+    b = analyse_outcome("o", {"label": "o", "measure": "PLO"}, rows, None, {})
+    assert "Sensitivity analysis including inferred numbers:</b> not run: no inferred rows." in render_html(
+        {"o": b}, None, None, {})

@@ -469,10 +469,10 @@ def _sensitivity_html(a: OutcomeAnalysis) -> str:
         r = same.reporting()
         with_ = _fmt_ci(r["estimate"], r["ci_lb"], r["ci_ub"], same.measure)
         without = _fmt_ci(prim["estimate"], prim["ci_lb"], prim["ci_ub"], a.primary.measure)
-        compare = (f" {a.primary.method}: {with_} with them (k = {same.k}) vs {without} without "
+        compare = (f"{a.primary.method}: {with_} with them (k = {same.k}) vs {without} without "
                    f"(primary analysis, k = {a.primary.k}).")
     notes = "".join(f"<li>{_e(n)}</li>" for n in res.get("notes", []))
-    return (f"<p><b>Sensitivity analysis including inferred numbers:</b>{_e(compare)} Every model "
+    return (f"<p><b>Sensitivity analysis including inferred numbers:</b> {_e(compare)} Every model "
             f"refitted with the rows the primary analysis leaves out (statuses pooled: "
             f"{_e(', '.join(res.get('statuses', [])))}). "
             f"Added: {_e(added)}. Inferred numbers rest on an assumption; they are not part of the primary "

@@ -9,7 +9,8 @@
   finishes with results identical to the uninterrupted run, served by the worker that was
   started before the kill.
 
-A subset of the bundled outcomes (every data kind, subgroups, GLMM, MH) keeps the runs short;
+The project and the ``metapool`` package are copied once and every run imports that copy, so
+edits to the working tree during the test cannot make runs differ.  A subset of the bundled outcomes (every data kind, subgroups, GLMM, MH) keeps the runs short;
 docs/reliability.md reports the same comparison on the full bundled config.
 """
 from __future__ import annotations
@@ -34,12 +35,27 @@ PARTS = ("Snakefile", "workflow", "scripts", "config.yaml", "data")
 OUTCOMES = ("ln_remission", "sri4_wk12", "injection_site", "fever", "sae", "sri4_wk12_rr",
             "sri4_wk12_rd", "sae_rr", "injection_site_rd", "treg_abs", "th17_abs", "sledai", "cdasi")
 WORKER_LOG = Path(".snakemake", "log", "metapool-worker.log")
+CODE: list[str] = []          # the frozen copy of the package (PYTHONPATH of every run)
 
 
-def make_project(dest: Path) -> Path:
+@pytest.fixture(scope="module")
+def frozen(tmp_path_factory) -> Path:
+    """One copy of the project *and* the package, so that every run here uses the same code and
+    data even while the working tree is being edited (runs import it via PYTHONPATH)."""
+    dest = tmp_path_factory.mktemp("frozen")
+    for part in (*PARTS, "metapool"):
+        src = ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / part,
+                                                           **({"ignore": shutil.ignore_patterns(
+                                                               "__pycache__")} if src.is_dir() else {}))
+    CODE[:] = [str(dest)]
+    return dest
+
+
+def make_project(frozen: Path, dest: Path) -> Path:
     dest.mkdir(parents=True)
     for part in PARTS:
-        src = ROOT / part
+        src = frozen / part
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / part)
     cfg = yaml.safe_load((dest / "config.yaml").read_text())
     keep = [o for o in OUTCOMES if o in cfg["outcomes"]]
@@ -52,7 +68,7 @@ def make_project(dest: Path) -> Path:
 def snakemake(cwd: Path, *args, env=None, timeout=900) -> subprocess.CompletedProcess:
     res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=cwd,
                          capture_output=True, text=True, timeout=timeout,
-                         env={**os.environ, **(env or {})})
+                         env={**os.environ, "PYTHONPATH": CODE[0], **(env or {})})
     assert res.returncode == 0, f"snakemake {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
     return res
 
@@ -94,9 +110,9 @@ def complete(path: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
+def reference(frozen, tmp_path_factory) -> Path:
     """An uninterrupted run with the warm worker."""
-    cwd = make_project(tmp_path_factory.mktemp("crash") / "reference")
+    cwd = make_project(frozen, tmp_path_factory.mktemp("crash") / "reference")
     snakemake(cwd)
     return cwd
 
@@ -110,9 +126,9 @@ def test_results_are_complete_and_readable(reference):
         assert mode == 0o644, f"{name} has mode {oct(mode)}"
 
 
-def test_two_runs_without_worker_give_identical_bytes(reference, tmp_path):
+def test_two_runs_without_worker_give_identical_bytes(frozen, reference, tmp_path):
     """A second run from scratch, each job importing everything itself: the same bytes."""
-    cwd = make_project(tmp_path / "again")
+    cwd = make_project(frozen, tmp_path / "again")
     snakemake(cwd, env={"METAPOOL_WORKER": "0"})
     assert not (cwd / WORKER_LOG).exists()          # the worker really was off
     assert_same_results(reference, cwd)
@@ -138,10 +154,11 @@ def _worker_children(cwd: Path) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and process groups")
-def test_killed_run_restarts_to_identical_results(reference, tmp_path):
-    cwd = make_project(tmp_path / "killed")
+def test_killed_run_restarts_to_identical_results(frozen, reference, tmp_path):
+    cwd = make_project(frozen, tmp_path / "killed")
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": CODE[0]})
     pooled = cwd / "results" / "pooled"
     seen: set = set()
     deadline = time.monotonic() + 600

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .results import MetaResult, OutcomeAnalysis
+from .tables import md_escape
 
 __all__ = ["STATUSES", "classify", "unit_of", "reproduction_table", "reproduction_markdown",
            "render_html", "software_versions", "PROPORTION_MEASURES"]
@@ -315,10 +316,8 @@ def _display_frame(rep: pd.DataFrame) -> pd.DataFrame:
 
 
 def _md_table(df: pd.DataFrame) -> str:
-    def cell(v):
-        return _text(v).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    lines = ["| " + " | ".join(md_escape(c) for c in df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(md_escape(_text(v)) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 

@@ -107,8 +107,6 @@ def test_summary_markdown_has_no_raw_markup(hostile_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="metapool.report._md_table escapes only '|'; it should escape "
-                                       "cells with metapool.tables.md_escape (owner of report.py)")
 def test_reproduction_markdown_escapes_study_names(hostile_run):
     md = (hostile_run / "results" / "reproduction.md").read_text()
     assert "<script>" not in md and "*x*" not in md

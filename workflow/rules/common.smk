@@ -125,8 +125,11 @@ def _write_snapshots():
         if status is not None and not status.isin(spec["status"]).any():
             _config_stop(CONFIG_CHECKS.setting_keys(config, outcome, "status"), spec["status"],
                          f"none of the {len(mine)} rows of outcome {outcome!r} has one of these "
-                         f"statuses (found: {', '.join(sorted(set(status)))}; rows from {where}); add "
-                         f"the status to outcomes/{outcome}/status to pool them")
+                         f"statuses (found: {', '.join(sorted(set(status)))}; rows from {where}). Inferred "
+                         f"numbers are for sensitivity analyses only (EVIDENCE conventions), so this "
+                         f"outcome has no primary pool: remove it, or, if you accept the assumption, "
+                         f"add the status to outcomes/{outcome}/status (the report then marks the "
+                         f"outcome as pooling those numbers)")
         used = studies[studies["study"].astype(str).isin(mine["study"].astype(str))]
         snap = {"outcome": outcome, "spec": spec,
                 "rows": mine.astype(object).where(mine.notna(), None).to_dict(orient="records"),

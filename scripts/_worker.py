@@ -196,6 +196,8 @@ def serve(name: str) -> None:
             pid = os.fork()
             if pid == 0:                               # child: run the job, never return
                 srv.close(), conn.close()
+                # a stopped job unwinds (temp-file cleanup runs) instead of dying mid-write
+                signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
                 code = 1
                 try:
                     os.chdir(job["cwd"])

@@ -433,7 +433,10 @@ def _overview_frame(analyses: Mapping[str, OutcomeAnalysis]) -> pd.DataFrame:
                      "inferred data": "in the primary pool" if any(
                          p.get("status") == "inferred" for p in a.extras.get("provenance", [])) else "",
                      "with inferred rows (sensitivity)": _sensitivity_cell(a)})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if "inferred data" in df and not df["inferred data"].astype(bool).any():
+        df = df.drop(columns="inferred data")  # shown only when a config admits inferred numbers
+    return df
 
 
 def _sensitivity_cell(a: OutcomeAnalysis) -> str:

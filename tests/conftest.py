@@ -36,3 +36,22 @@ def assert_close(actual, expected, rel=1e-8, abs_=1e-10, what=""):
     assert a.shape == e.shape, f"{what}: shape {a.shape} != {e.shape}"
     ok = np.isclose(a, e, rtol=rel, atol=abs_) | (np.isnan(e) & np.isnan(a))
     assert ok.all(), f"{what}: got {a[~ok]}, metafor {e[~ok]}"
+
+
+ROOT = TESTS.parent
+PROJECT_PARTS = ("Snakefile", "workflow", "scripts", "config.yaml", "data")
+
+
+def copy_project(dest, parts=PROJECT_PARTS, source=ROOT):
+    """Copy the workflow project (``parts`` of ``source``) into ``dest`` for a test run."""
+    import shutil
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        src = Path(source) / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dest / part)
+    return dest

@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import copy_project
 import yaml
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("Snakefile", "workflow", "scripts", "config.yaml", "data")
 PROP = "data/raw/proportions.csv"
 TWO = "data/raw/two_arm.csv"
 PRE = "data/raw/prepost.csv"
@@ -33,11 +33,7 @@ STUDIES = "data/raw/studies.csv"
 # --------------------------------------------------------------------------- helpers
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("base")
-    for part in PARTS:
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / part)
-    return dest
+    return copy_project(tmp_path_factory.mktemp("base"))
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,12 +25,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT_PARTS, copy_project
 import yaml
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("Snakefile", "workflow", "scripts", "config.yaml", "data")
 OUTCOMES = ("ln_remission", "sri4_wk12", "injection_site", "fever", "sae", "sri4_wk12_rr",
             "sri4_wk12_rd", "sae_rr", "injection_site_rd", "treg_abs", "th17_abs", "sledai", "cdasi")
 WORKER_LOG = Path(".snakemake", "log", "metapool-worker.log")
@@ -43,20 +42,13 @@ def frozen(tmp_path_factory) -> Path:
     """One copy of the project *and* the package, so that every run here uses the same code and
     data even while the working tree is being edited (runs import it via PYTHONPATH)."""
     dest = tmp_path_factory.mktemp("frozen")
-    for part in (*PARTS, "metapool"):
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / part,
-                                                           **({"ignore": shutil.ignore_patterns(
-                                                               "__pycache__")} if src.is_dir() else {}))
+    copy_project(dest, parts=(*PROJECT_PARTS, "metapool"))
     CODE[:] = [str(dest)]
     return dest
 
 
 def make_project(frozen: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for part in PARTS:
-        src = frozen / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / part)
+    copy_project(dest, source=frozen)
     cfg = yaml.safe_load((dest / "config.yaml").read_text())
     keep = [o for o in OUTCOMES if o in cfg["outcomes"]]
     assert len(keep) >= 8, "the bundled config no longer has the outcomes this test uses"

@@ -18,21 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import copy_project
 import yaml
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("Snakefile", "workflow", "scripts", "config.yaml", "data")
 FIGURES = ("forest.png", "forest.svg", "funnel.png", "funnel.svg")
-
-
-def copy_project(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in PARTS:
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / part)
-    return dest
 
 
 def snakemake(cwd: Path, *args, check=True):

@@ -12,30 +12,21 @@ from __future__ import annotations
 import csv
 import io
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT_PARTS, copy_project
 import yaml
 
 from metapool.config import ConfigError, config_paths, path_problem, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("Snakefile", "workflow", "scripts", "config.yaml", "data")
 EVIL = "<script>alert(1)</script> | *x*"
 FORMULAS = ('=HYPERLINK("http://evil.example","x")', "@SUM(A1:A9)", "-2+3")
 FORMULA_START = ("=", "+", "-", "@")
 NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?inf$")
-
-
-def copy_project(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for part in PARTS:
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / part)
-    return dest
 
 
 def snakemake(cwd: Path, *args, dry=False):
@@ -221,4 +212,4 @@ def test_a_run_writes_only_inside_the_working_directory(hostile_run):
     parent = hostile_run.parent
     assert sorted(p.name for p in parent.iterdir()) == ["p"]
     created = {p.relative_to(hostile_run).parts[0] for p in hostile_run.rglob("*")}
-    assert created <= set(PARTS) | {"results", ".snakemake"}, created
+    assert created <= set(PROJECT_PARTS) | {"results", ".snakemake"}, created

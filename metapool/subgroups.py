@@ -125,7 +125,7 @@ def subgroup_analysis(effects_or_yi, vi=None, groups=None, *, method="REML", tes
     -------
     dict
         The agreed ``OutcomeAnalysis.extras["subgroups"]`` format:
-        ``{"by", "method", "test", "level", "groups": [{"name", "study", "fit"}...],
+        ``{"by", "method", "ci_test", "level", "groups": [{"name", "study", "fit"}...],
         "test": {"Q_between", "df", "pval", "tau2", "model", "dist", ...}, "notes"}`` where ``fit``
         is :meth:`MetaResult.to_dict`.  ``test`` also holds ``df2`` (F test), ``tau2_common``
         (common tau²) and ``Q_within``/``Q_within_df``/``Q_within_pval`` (fixed effect).
@@ -148,7 +148,6 @@ def subgroup_analysis(effects_or_yi, vi=None, groups=None, *, method="REML", tes
     method = "FE" if fixed else method
     index = [np.flatnonzero(g == lev) for lev in levels]
     notes = []
-    G = len(levels)
 
     if fixed or tau2 == "separate":
         fits = []
@@ -187,7 +186,7 @@ def subgroup_analysis(effects_or_yi, vi=None, groups=None, *, method="REML", tes
     if any(idx.size == 1 for idx in index) and not fixed and tau2 == "separate":
         notes.append("subgroups with one study have tau2 = 0 and contribute their own estimate")
     return _jsonable({
-        "by": by, "method": method, "test": test, "level": level,
+        "by": by, "method": method, "ci_test": test, "level": level,
         "groups": [{"name": lev, "study": [study[i] for i in idx], "fit": f.to_dict()}
                    for lev, idx, f in zip(levels, index, fits)],
         "test": res_test, "notes": notes})

@@ -1,6 +1,6 @@
 """Wall-clock time of the workflow on the bundled data: full run, no-op run, one added study.
 
-    python benchmarks/bench_workflow.py [--cores 2] [--repeat 1]
+    python benchmarks/bench_workflow.py [--cores 2] [--repeat 1] [--out benchmarks/results_workflow.md]
 
 Copies Snakefile, workflow/, scripts/, config.yaml and data/ to a temporary directory (the
 package itself is imported from the installed/checked-out ``metapool``), then times
@@ -10,7 +10,8 @@ package itself is imported from the installed/checked-out ``metapool``), then ti
 * ``one_outcome``: after adding one inline study to the first outcome (only that outcome's
   job and the report run).
 
-Prints one line per measurement and a JSON summary on the last line.
+Prints one line per measurement and a JSON summary on the last line, and writes a Markdown
+table to ``--out`` (default ``benchmarks/results_workflow.md``; ``--out ''`` prints only).
 """
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results_workflow.md"))
     args = ap.parse_args(argv)
     out = {"cores": args.cores, "full": [], "noop": [], "one_outcome": []}
     for _ in range(args.repeat):
@@ -85,6 +87,25 @@ def main(argv=None):
     for key in ("full", "noop", "one_outcome"):
         print(f"{key:12s} " + "  ".join(f"{t:6.2f} s" for t in out[key]))
     print(json.dumps(out))
+    if args.out:
+        Path(args.out).write_text(markdown(out))
+
+
+def markdown(out: dict) -> str:
+    """The measurements as a Markdown page (best of the repeats, with the targets)."""
+    import os
+    import platform
+
+    rows = [("full run from scratch", "full", "< 30 s"), ("nothing to do", "noop", "< 2 s"),
+            (f"after adding one study to `{out.get('outcome', '?')}`", "one_outcome", "")]
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    lines = ["# Workflow benchmark", "",
+             f"`python benchmarks/bench_workflow.py --cores {out['cores']}` on the bundled data; "
+             f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load average after the run "
+             f"{load}. Wall-clock seconds, best of {len(out['full'])} repeat(s).", "",
+             "| run | time (s) | target |", "|---|---:|---|"]
+    lines += [f"| {label} | {min(out[key]):.2f} | {target} |" for label, key, target in rows]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from metapool import bias, sensitivity
-from metapool.analysis import MIN_K, analyse_outcome, resolve_spec
+from metapool.analysis import GOSH_SUBSETS, MIN_K, analyse_outcome, resolve_spec
 from metapool.metareg import meta_regression
 from metapool.results import OutcomeAnalysis
 from metapool.subgroups import subgroup_analysis
@@ -108,7 +108,7 @@ def test_every_analysis_matches_the_package_functions(review):
     assert_table(ex["influence"]["table"], inf, ("rstudent", "dffits", "cook_d", "hat", "tau2_del"))
     assert ex["influence"]["influential"] == list(inf.loc[inf["inf"], "study"])
     assert_table(ex["influence"]["baujat"], sensitivity.baujat(fit), ("x", "y"))
-    g = sensitivity.gosh(fit, subsets=10_000, seed=1)
+    g = sensitivity.gosh(fit, subsets=GOSH_SUBSETS, seed=1)
     assert ex["gosh"]["n_subsets"] == g.n_subsets == 2**12 - 1
     np.testing.assert_allclose(ex["gosh"]["estimate_quantiles"], g.to_dict()["estimate_quantiles"], rtol=1e-10)
     y, v = np.asarray(fit.yi), np.asarray(fit.vi)

@@ -131,6 +131,7 @@ def draw_diagnostic(analysis, kind: str, stem: str):
     if kind == "baujat":
         res = ex["influence"]
         frame = pd.DataFrame(res["baujat"])
+        frame["label"] = [str(names.get(s) or s) for s in frame["study"]]
         frame.attrs["method"] = res["method"]
         return diagnostics.baujat_plot(frame, stem, title=f"Baujat plot ({res['method']}): {label}")
     if kind == "gosh":

@@ -32,6 +32,20 @@ def _axis_label(measure: str | None, back: bool) -> str:
     return f"{measure} (analysis scale)"
 
 
+def _suptitle(fig, title: str) -> None:
+    """Figure title wrapped to the figure's width; the axes move down to make room for the
+    extra lines (a long outcome label would otherwise be clipped at both edges)."""
+    lines = style.wrap(title, 0.94 * fig.get_figwidth(), size=style.TITLE_SIZE)
+    fig.suptitle("\n".join(lines), fontsize=style.TITLE_SIZE, y=0.985, va="top")
+    extra = (len(lines) - 1) * 1.3 * style.TITLE_SIZE / 72 / fig.get_figheight()
+    top = max(ax.get_position().y1 for ax in fig.axes) if fig.axes else 1.0
+    if extra > 0 and top > extra:
+        scale = (top - extra) / top          # squeeze every axes proportionally below the title
+        for ax in fig.axes:
+            x0, y0, w, h = ax.get_position().bounds
+            ax.set_position([x0, y0 * scale, w, h * scale])
+
+
 def _save(fig, path_stem, formats):
     return style.save_figure(fig, path_stem, formats)
 
@@ -95,7 +109,7 @@ def build_bubble(reg, *, moderator: str | None = None, measure: str | None = Non
                   frameon=False, borderaxespad=0.2)
         ax.spines[["top", "right"]].set_visible(False)
         if title:
-            fig.suptitle(title, fontsize=style.TITLE_SIZE)
+            _suptitle(fig, title)
     return fig
 
 
@@ -119,15 +133,18 @@ def build_baujat(frame: pd.DataFrame, *, title: str | None = None, n_labels: int
         # distance on the scaled axes decides which studies get a label
         sx, sy = (np.ptp(x) or 1.0), (np.ptp(y) or 1.0)
         far = np.argsort(-np.hypot(x / sx, y / sy), kind="stable")[:n_labels]
+        names = frame["label"] if "label" in frame else frame["study"]
+        right = x > np.nanmin(x) + 0.7 * sx      # labels of the right-most points go to their left
         for i in sorted(far):
-            ax.annotate(str(frame.study.iloc[i]), (x[i], y[i]), xytext=(4, 3), textcoords="offset points",
+            ax.annotate(str(names.iloc[i]), (x[i], y[i]), xytext=(-4 if right[i] else 4, 3),
+                        textcoords="offset points", ha="right" if right[i] else "left",
                         fontsize=style.SMALL_SIZE, color=_HIGHLIGHT)
         fe = frame.attrs.get("method") == "FE"
         ax.set_xlabel("Contribution to overall heterogeneity" if fe else "Squared Pearson residual")
         ax.set_ylabel("Influence on overall result")
         ax.spines[["top", "right"]].set_visible(False)
         if title:
-            fig.suptitle(title, fontsize=style.TITLE_SIZE)
+            _suptitle(fig, title)
     return fig
 
 
@@ -172,7 +189,7 @@ def build_gosh(g, *, title: str | None = None, hexbin_above: int = 5000, measure
         fig.text(0.12, 0.015, f"{g.method} fits to {kind} {g.n_subsets:,} subsets of {len(g.study)} studies",
                  fontsize=style.SMALL_SIZE)
         if title:
-            fig.suptitle(title, fontsize=style.TITLE_SIZE)
+            _suptitle(fig, title)
     return fig
 
 
@@ -233,7 +250,7 @@ def build_influence(frame: pd.DataFrame, *, title: str | None = None, tau2: floa
         for line_no, line in enumerate(style.wrap(f"Influential (red): {flagged}", 7.0)[:3]):
             fig.text(0.07, 0.035 - 0.014 * line_no, line, fontsize=style.SMALL_SIZE)
         if title:
-            fig.suptitle(title, fontsize=style.TITLE_SIZE)
+            _suptitle(fig, title)
     return fig
 
 

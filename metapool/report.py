@@ -414,11 +414,18 @@ def _fits_frame(a: OutcomeAnalysis | None, fits=None) -> pd.DataFrame:
         rows.append({"model": f.method, "k": f.k,
                      "estimate (95% CI)": _fmt_ci(rep["estimate"], rep["ci_lb"], rep["ci_ub"], m),
                      "prediction interval": pi, "p": _fmt_p(f.pval),
-                     "tau²": "" if not math.isfinite(f.tau2) else f"{f.tau2:.4g}",
+                     "tau²": _fmt_tau2(f.tau2),
                      "I²": "" if not math.isfinite(f.I2) else f"{f.I2:.1f}%",
                      "Q (df, p)": "" if not math.isfinite(f.Q) else
                      f"{f.Q:.2f} ({int(f.Q_df)}, {_fmt_p(f.Q_pval)})"})
     return pd.DataFrame(rows)
+
+
+def _fmt_tau2(x) -> str:
+    """tau² as in the figures (four significant digits, numerically zero shown as 0); '' if NA."""
+    from .plots.style import fmt_tau2
+
+    return "" if x is None or not math.isfinite(x) else fmt_tau2(x)
 
 
 def _overview_frame(analyses: Mapping[str, OutcomeAnalysis]) -> pd.DataFrame:
@@ -492,7 +499,7 @@ def _sg_rows(sg: Mapping) -> pd.DataFrame:
         rows.append({"subgroup": g["name"], "k": f.k, "studies": ", ".join(g["study"]),
                      f"{f.method} estimate (95% CI)": _fmt_ci(rep["estimate"], rep["ci_lb"],
                                                               rep["ci_ub"], f.measure),
-                     "tau²": "" if not math.isfinite(f.tau2) else f"{f.tau2:.4g}"})
+                     "tau²": _fmt_tau2(f.tau2)})
     return pd.DataFrame(rows)
 
 
@@ -601,7 +608,7 @@ def _loo_html(res: Mapping, a: OutcomeAnalysis, figs: Mapping) -> str:
     m = a.effects.measure
     show = pd.DataFrame({"study left out": t["study"], "k": t["k"],
                          "estimate (95% CI)": _ci_cells(t, m, a.effects.ni), "p": t["pval"].map(_fmt_p),
-                         "tau²": t["tau2"].map(lambda x: f"{x:.4g}"), "I²": t["I2"].map(lambda x: f"{x:.1f}%")})
+                         "tau²": t["tau2"].map(_fmt_tau2), "I²": t["I2"].map(lambda x: f"{x:.1f}%")})
     return (f"<p class='note'>The {_e(res['method'])} model refitted without each study in turn.</p>"
             + _html_table(show) + _fig(figs, "loo", f"Leave-one-out: {a.label}"))
 
@@ -623,7 +630,7 @@ def _influence_html(res: Mapping, a: OutcomeAnalysis, figs: Mapping) -> str:
                          "dffits": t["dffits"].map(lambda x: f"{x:.2f}"),
                          "Cook's D": t["cook_d"].map(lambda x: f"{x:.2f}"),
                          "hat": t["hat"].map(lambda x: f"{x:.2f}"),
-                         "tau² without": t["tau2_del"].map(lambda x: f"{x:.4g}"),
+                         "tau² without": t["tau2_del"].map(_fmt_tau2),
                          "influential": t["inf"].map(lambda x: "yes" if x else "")})
     flagged = ", ".join(res.get("influential", [])) or "none"
     return (f"<p>Influential studies (metafor's criteria: |dffits|, Cook's distance, hat value or "

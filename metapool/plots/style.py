@@ -178,7 +178,7 @@ def fmt_tau2(x) -> str:
     """tau² with four significant digits (it spans many orders of magnitude)."""
     if x is None or not np.isfinite(x):
         return "NA"
-    if x == 0:
+    if abs(x) < 1e-12:                  # boundary estimates (e.g. GLMM) land at ~1e-17, not 0
         return "0"
     return _minus(f"{x:.4g}") if abs(x) >= 1e-4 else _minus(f"{x:.2e}")
 

@@ -126,7 +126,9 @@ def draw_diagnostic(analysis, kind: str, stem: str):
                               path_stem=stem, title=title, pooled=fit, ni=es.ni, level=fit.level)
     if kind == "influence":
         res = ex["influence"]
-        return diagnostics.influence_plot(pd.DataFrame(res["table"]), stem, tau2=res["tau2"], Q=res["Q"],
+        frame = pd.DataFrame(res["table"])
+        frame["label"] = [str(names.get(s) or s) for s in frame["study"]]
+        return diagnostics.influence_plot(frame, stem, tau2=res["tau2"], Q=res["Q"],
                                           title=f"Influence diagnostics ({res['method']}): {label}")
     if kind == "baujat":
         res = ex["influence"]

@@ -246,7 +246,8 @@ def build_influence(frame: pd.DataFrame, *, title: str | None = None, tau2: floa
             step = max(1, int(math.ceil(k / 20)))
             ax.set_xticks(idx[::step])
             ax.set_xlabel("Study", labelpad=1)
-        flagged = ", ".join(str(s) for s in frame.study[infl]) or "none"
+        names = frame["label"] if "label" in frame else frame["study"]
+        flagged = ", ".join(str(s) for s in names[infl]) or "none"
         for line_no, line in enumerate(style.wrap(f"Influential (red): {flagged}", 7.0)[:3]):
             fig.text(0.07, 0.035 - 0.014 * line_no, line, fontsize=style.SMALL_SIZE)
         if title:

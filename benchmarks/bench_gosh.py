@@ -56,7 +56,7 @@ def main(argv=None):
         full = g.incl.all(axis=1)
         check = fit(y16, v16, method=method)
         assert g.n_subsets == 65_535 and abs(g.estimate[full][0] - check.estimate) < 1e-8
-        rows.append((f"GOSH, k = 16, all subsets", method, f"{g.n_subsets:,}", t))
+        rows.append(("GOSH, k = 16, all subsets", method, f"{g.n_subsets:,}", t))
     y1k, v1k = _data(1000, 2)
     for method in ("FE", "DL", "REML"):
         t, out = _time(lambda: sens.leave_one_out(y1k, v1k, method=method), args.repeat)

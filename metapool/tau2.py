@@ -268,7 +268,6 @@ def _fisher(Y, V, mask, method, tol, maxiter):
 
     Single-study rows are not iterated (tau2 = 0 by definition; their score step is 0/0).
     """
-    B = Y.shape[0]
     tau2 = np.maximum(_he(Y, V, mask), 0.0)
     tau2 = np.where(np.isfinite(tau2), tau2, 0.0)
     active = mask.sum(axis=1) > 1

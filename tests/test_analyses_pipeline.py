@@ -8,8 +8,6 @@ workflow; here they are analysed in-process (fast).  Values in the JSON are comp
 calling the package functions directly.
 """
 import json
-import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -16,7 +16,7 @@ from matplotlib.text import Text
 from conftest import load_cases
 from metapool.plots import (build_forest, build_funnel, build_summary_forest, forest_plot,
                             funnel_plot, summary_forest)
-from metapool.plots.style import MINUS, parse_number, text_width
+from metapool.plots.style import parse_number, text_width
 from metapool.results import EffectSizes, MetaResult, OutcomeAnalysis
 
 CASES = {c["case"]: c for c in load_cases()}

@@ -131,7 +131,6 @@ def test_gosh_random_sample_is_seeded_and_valid():
 
 
 def test_gosh_exact_limit():
-    y, v = np.linspace(-1, 1, 17), np.full(17, 0.1)
     incl, exact = sens.gosh_subsets(17, subsets=500)
     assert not exact and incl.shape == (500, 17)
     incl, exact = sens.gosh_subsets(4)

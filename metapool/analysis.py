@@ -137,7 +137,7 @@ def _escalc(measure: str, rows: pd.DataFrame, spec: Mapping) -> EffectSizes:
     cc = spec.get("continuity", {})
     return escalc(measure, rows, add=cc.get("add"), to=cc.get("to", "only0"),
                   drop00=cc.get("drop00", False), r=spec.get("r"),
-                  r_source=f"assumed (config r = {spec.get('r')})")
+                  r_source="assumed in config.yaml" if spec.get("r") is not None else None)
 
 
 def _fit_one(method: str, effects: EffectSizes, rows: pd.DataFrame, spec: Mapping) -> MetaResult:

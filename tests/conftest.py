@@ -1,4 +1,4 @@
-"""Shared test helpers: the metafor reference cases (copied from shared/reference)."""
+"""Shared test helpers: the metafor reference cases (tests/metafor_cases*.json, made by tests/make_*.R)."""
 import json
 from pathlib import Path
 

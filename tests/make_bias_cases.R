@@ -1,6 +1,6 @@
 # Reference values from R metafor for small-study-effect tests and the binomial-normal GLMM.
 # usage: Rscript tests/make_bias_cases.R tests/metafor_cases_bias.json
-# Layout as tests/metafor_cases.json (see ../shared/reference/README.md); method is "bias" or "GLMM".
+# Layout as tests/metafor_cases.json (the same layout as metafor_cases.json: conftest.py describes it); method is "bias" or "GLMM".
 suppressMessages({library(metafor); library(jsonlite)})
 args <- commandArgs(trailingOnly = TRUE)
 out <- if (length(args) >= 1) args[1] else "metafor_cases_bias.json"

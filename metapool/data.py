@@ -57,7 +57,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .convert import median_to_mean_sd
+from .convert import conversion_label, median_to_mean_sd
 
 __all__ = ["DataError", "STATUSES", "KIND_COLUMNS", "COUNT_COLUMNS", "load_studies", "load_tables",
            "load_targets", "outcome_frame", "read_csv_table", "detect_table_kind", "SCHEMA_FILES"]
@@ -363,8 +363,9 @@ def _prepost_side(t: _Table, side: str, n: np.ndarray, out: dict) -> np.ndarray:
     conv = need & can_convert
     if conv.any():
         nn = np.where(conv & np.isfinite(n), n, 2.0)
-        m_est, s_est, label = median_to_mean_sd(np.where(conv, med, 0.0), q1=q1, q3=q3,
-                                                minimum=lo, maximum=hi, n=nn)
+        m_est, s_est = median_to_mean_sd(np.where(conv, med, np.nan), q1=q1, q3=q3,
+                                         minimum=lo, maximum=hi, n=nn)
+        label = conversion_label(q1=q1, q3=q3, minimum=lo, maximum=hi)
         i = t.first(conv & ~(s_est > 0))
         if i is not None:
             col = f"max_{side}" if has_range[i] else f"q3_{side}"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from metapool.convert import median_to_mean_sd
+from metapool.convert import conversion_label, median_to_mean_sd
 from metapool.data import DataError, load_studies, load_tables, load_targets, outcome_frame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,12 +197,24 @@ def test_prepost_median_is_converted_and_named(tmp_path):
     header = "study,outcome,n,median_pre,min_pre,max_pre,median_post,q1_post,q3_post,source,status,note"
     p = write(tmp_path, "pp.csv", header + "\nA2020,y,30,12,8,27,6,3,9,s,reported,kept\n")
     rows = load_tables(p)
-    m_pre, s_pre, lab = median_to_mean_sd(12, minimum=8, maximum=27, n=30)
-    m_post, s_post, _ = median_to_mean_sd(6, q1=3, q3=9, n=30)
+    m_pre, s_pre = median_to_mean_sd(12, minimum=8, maximum=27, n=30)
+    m_post, s_post = median_to_mean_sd(6, q1=3, q3=9, n=30)
+    lab = conversion_label(minimum=8, maximum=27)
     r = rows.iloc[0]
     assert r["mean_pre"] == pytest.approx(float(m_pre)) and r["sd_pre"] == pytest.approx(float(s_pre))
     assert r["mean_post"] == pytest.approx(float(m_post)) and r["sd_post"] == pytest.approx(float(s_post))
     assert r["conversion"] == str(lab) and "converted" in r["note"] and r["note"].startswith("kept")
+
+
+def test_prepost_row_with_mean_and_median_next_to_a_converted_row(tmp_path):
+    # B2020 gives both mean/SD and median (range): it is kept as given, A2020 is converted
+    header = "study,outcome,n,mean_pre,sd_pre,mean_post,sd_post,median_pre,min_pre,max_pre,source,status"
+    p = write(tmp_path, "pp.csv", header + "\nA2020,y,30,,,5,2,12,8,27,s,reported"
+                                           "\nB2020,y,30,14,3,5,2,12,8,27,s,reported\n")
+    rows = load_tables(p).set_index("study")
+    assert rows.loc["B2020", "mean_pre"] == 14 and rows.loc["B2020", "sd_pre"] == 3
+    m, s = median_to_mean_sd(12, minimum=8, maximum=27, n=30)
+    assert rows.loc["A2020", "mean_pre"] == pytest.approx(float(m)) and rows.loc["A2020", "sd_pre"] == pytest.approx(float(s))
 
 
 def test_prepost_median_out_of_order(tmp_path):
@@ -353,8 +365,9 @@ def test_bundled_conversions_are_the_named_method(bundled):
     for side in ("pre", "post"):
         kw = dict(q1=conv[f"q1_{side}"], q3=conv[f"q3_{side}"], minimum=conv[f"min_{side}"],
                   maximum=conv[f"max_{side}"])
-        m, s, lab = median_to_mean_sd(conv[f"median_{side}"].to_numpy(), n=conv["n"].to_numpy(),
-                                      **{k: v.to_numpy() for k, v in kw.items()})
+        m, s = median_to_mean_sd(conv[f"median_{side}"].to_numpy(), n=conv["n"].to_numpy(),
+                                 **{k: v.to_numpy() for k, v in kw.items()})
+        lab = conversion_label(**{k: v.to_numpy() for k, v in kw.items()})
         np.testing.assert_allclose(conv[f"mean_{side}"], m, atol=6e-5)
         np.testing.assert_allclose(conv[f"sd_{side}"], s, atol=6e-5)
         assert list(conv["conversion"]) == list(lab)

@@ -1,627 +1,674 @@
-"""One outcome, end to end: select rows, compute effect sizes, fit every configured model.
+"""One outcome, end to end: rows -> effect sizes -> every configured model and analysis.
 
-:func:`analyse_outcome` is what the workflow's per-outcome job calls.  It returns one
-:class:`~metapool.results.OutcomeAnalysis`, the object that ``results/pooled/{outcome}.json``,
-the tables and the figures are all made from.
+:func:`analyse_outcome` is what the workflow's per-outcome job calls (through
+:mod:`metapool.pipeline`).  It returns one :class:`OutcomeAnalysis`: a frozen, typed record of
+everything computed for the outcome (every model, every further analysis, the reproduction checks
+of the published targets that name the outcome).  ``results/pooled/{outcome}.json`` is its
+``to_dict()``; the tables, figures and the report read it and compute nothing.
 
-Further analyses (subgroups, leave-one-out, small-study tests, ...) are plug-ins: a function
-``f(ctx: AnalysisContext, options: dict) -> dict`` registered in :data:`EXTRA_ANALYSES` under a
-name, switched on per outcome (or in ``defaults``) in ``config.yaml``::
-
-    defaults:  {analyses: {leave_one_out: true}}
-    outcomes:
-      treg: {label: Treg, measure: SMCR, analyses: {egger: {min_k: 3}}}
-
-Its JSON-compatible result lands in ``OutcomeAnalysis.extras[name]``.  Register a new one with
-:func:`register_analysis` (one line at the bottom of this module).
+Which further analyses exist, their options and minimum k are named in :mod:`metapool.registry`;
+:data:`RUNNERS` maps each name to the function that runs it, ``f(ctx, options) -> record or
+NotRun``.  An analysis that cannot be computed (too few studies, a degenerate design) returns a
+:class:`~metapool.results.NotRun` with the reason; the rest of the outcome goes on.
 
 Validated against
 -----------------
-The statistics are delegated to :mod:`metapool.effects`, :mod:`metapool.models` and
-:mod:`metapool.counts`, which are validated against R metafor 3.8-1 (``escalc``, ``rma``,
-``rma.mh``, ``rma.peto``; ``tests/metafor_cases.json``).  This module only selects rows and
-orders the fits; ``tests/test_pipeline.py`` checks it end to end.
+The statistics are delegated to :mod:`metapool.effects`, :mod:`metapool.models`,
+:mod:`metapool.counts`, :mod:`metapool.glmm`, :mod:`metapool.sensitivity`, :mod:`metapool.bias`,
+:mod:`metapool.subgroups` and :mod:`metapool.metareg`, each validated against R metafor 3.8-1.
+This module selects rows and orders the fits; ``tests/test_analysis.py`` checks that every stored
+analysis equals the direct call of its function.
 """
 from __future__ import annotations
 
-import copy
+import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
-from .glmm import GLMMError
-from .results import EffectSizes, MetaResult, OutcomeAnalysis
+from . import registry
+from .bias import RankTest, RegressionTest, TrimFill
+from .metareg import MetaRegression
+from .results import EffectSizes, MetaResult, NotRun, Record
+from .rows import as_records
+from .sensitivity import Cumulative, GoshResult, Influence, LeaveOneOut
+from .spec import OutcomeSpec, resolve_spec
+from .subgroups import SubgroupAnalysis
 
-__all__ = ["analyse_outcome", "resolve_spec", "select_rows", "fit_variant", "register_analysis",
-           "EXTRA_ANALYSES", "AnalysisContext", "FIXED_METHODS", "DEFAULTS", "AnalysisError",
-           "study_labels", "variant_rows", "SENSITIVITY_STATUSES"]
-
-#: Fixed (common) effect methods; they are fitted and listed before the random-effects fits.
-FIXED_METHODS = ("FE", "EE", "MH", "PETO")
-#: Methods that pool 2x2 tables directly (need two-arm counts).
-COUNT_METHODS = ("MH", "PETO")
-#: Methods that model the counts of single-arm proportions directly (binomial-normal, logit link).
-GLMM_METHODS = ("GLMM",)
-#: Built-in defaults; ``config.yaml``'s ``defaults`` block and each outcome override them.
-DEFAULTS = {"methods": ["FE", "REML"], "test": "z", "level": 0.95, "pi_method": "metafor",
-            "r": 0.5, "continuity": {"to": "only0", "drop00": False},
-            "status": ["reported", "derived", "secondary"],
-            "analyses": {"inferred_sensitivity": True}}
-#: Evidence statuses kept out of the primary pools and refitted as a sensitivity analysis
-#: (EVIDENCE.md: INFERRED numbers depend on an assumption; "use for sensitivity analyses only").
-SENSITIVITY_STATUSES = ("inferred",)
+__all__ = ["analyse_outcome", "OutcomeAnalysis", "InferredSensitivity", "SmallStudy", "MetaregAnalysis",
+           "AnalysisError", "AnalysisContext", "RUNNERS", "study_labels", "fit_method", "figure_kinds",
+           "resolve_spec"]
 
 
 class AnalysisError(ValueError):
     """An outcome cannot be analysed as configured (message says which outcome and why)."""
 
 
-@dataclass
-class AnalysisContext:
-    """What an extra analysis receives: the outcome's spec, rows, study table and main fits."""
+# --------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class InferredSensitivity(Record):
+    """Every configured model refitted with the rows the status filter left out (e.g. INFERRED).
+
+    ``statuses``: the statuses of the rows pooled here; ``added``: provenance of the added rows;
+    ``rows``: their data; ``fits``: one per configured method (same settings as the primary)."""
+
+    statuses: tuple
+    k: int
+    k_primary: int
+    added: tuple
+    rows: tuple
+    notes: tuple
+    fits: tuple[MetaResult, ...]
+    effects: EffectSizes | None = None
+
+    def fit(self, method: str) -> MetaResult | None:
+        return next((f for f in self.fits if f.method == method), None)
+
+
+@dataclass(frozen=True)
+class SmallStudy(Record):
+    """Small-study effects of the primary inverse-variance model: Egger's regression test, Peters'
+    test (two-arm counts), Begg's rank test and trim-and-fill; ``power_note`` when k < 10."""
+
+    method: str
+    k: int
+    power_note: str | None
+    egger: RegressionTest | NotRun
+    begg: RankTest | NotRun
+    trim_and_fill: TrimFill | NotRun
+    peters: RegressionTest | NotRun | None = None
+
+
+@dataclass(frozen=True)
+class MetaregAnalysis(Record):
+    """Meta-regression on study-level moderators, with the moderator values it used (``data``),
+    the studies left out for a missing value (``dropped``) and whether a bubble plot applies."""
+
+    fit_method: str
+    moderators: tuple
+    bubble: bool
+    dropped: tuple
+    data: tuple
+    regression: MetaRegression
+
+
+@dataclass(frozen=True)
+class ReferenceTest(Record):
+    """A single-arm proportion's test against the configured ``reference_proportion``: ``null``
+    on the reporting scale, ``null_analysis`` on the fit's scale, z (or t under knha) and p."""
+
+    method: str
+    null: float
+    null_analysis: float
+    stat: float
+    pval: float
+
+
+@dataclass(frozen=True)
+class OutcomeAnalysis(Record):
+    """Everything computed for one outcome; ``results/pooled/{outcome}.json`` is its ``to_dict()``.
+
+    Attributes
+    ----------
+    outcome, label : str
+    spec : OutcomeSpec
+        The resolved settings.
+    effects : EffectSizes
+        Per-study effect sizes of the primary pool.
+    fits : tuple of MetaResult
+        Fixed effect(s) first, then random effects; the first random-effects fit is the primary.
+    notes : tuple of str
+        Row selection, inferred and converted numbers, models not fitted.
+    provenance : tuple of dict
+        Every row of the outcome (``study, status, source, quote, note, conversion, timepoint``)
+        with ``pooled``: True for the primary pool, False for a row left out by its status.
+    study_labels : dict
+        Study key -> readable label ("He 2020"), used in every table and figure.
+    glmm : NotRun or None
+        Why a configured GLMM could not be fitted.
+    subgroups, leave_one_out, cumulative, influence, gosh, small_study, metareg,
+    inferred_sensitivity : record, NotRun or None
+        The further analyses (None: not switched on).
+    reproduction : tuple
+        :class:`metapool.reproduce.TargetCheck` of each published target naming this outcome.
+    figures : tuple of str
+        The figure kinds drawn for the outcome (:data:`metapool.registry.FIGURE_KINDS`).
+    """
 
     outcome: str
-    spec: dict
-    rows: pd.DataFrame
-    studies: pd.DataFrame
+    label: str
+    spec: OutcomeSpec
+    effects: EffectSizes
+    fits: tuple[MetaResult, ...]
+    notes: tuple = ()
+    provenance: tuple = ()
+    study_labels: dict = field(default_factory=dict)
+    glmm: NotRun | None = None
+    subgroups: SubgroupAnalysis | NotRun | None = None
+    leave_one_out: LeaveOneOut | NotRun | None = None
+    cumulative: Cumulative | NotRun | None = None
+    influence: Influence | NotRun | None = None
+    gosh: GoshResult | NotRun | None = None
+    small_study: SmallStudy | NotRun | None = None
+    metareg: MetaregAnalysis | NotRun | None = None
+    inferred_sensitivity: InferredSensitivity | NotRun | None = None
+    reproduction: tuple = ()
+    reference_tests: tuple[ReferenceTest, ...] = ()
+    figures: tuple = ()
+
+    @classmethod
+    def from_dict(cls, d: Mapping):
+        from .reproduce import TargetCheck
+
+        obj = super().from_dict({k: v for k, v in d.items() if k != "reproduction"})
+        checks = tuple(TargetCheck.from_dict(x) for x in d.get("reproduction") or ())
+        return dataclasses.replace(obj, reproduction=checks)
+
+    def fit(self, method: str) -> MetaResult:
+        """The fit with the given method name (e.g. ``"FE"``, ``"REML"``)."""
+        for f in self.fits:
+            if f.method == method:
+                return f
+        raise KeyError(f"outcome {self.outcome!r} has no {method} fit "
+                       f"(have: {', '.join(f.method for f in self.fits)})")
+
+    @property
+    def primary(self) -> MetaResult:
+        """The first random-effects fit, or the first fit if there is none."""
+        return next((f for f in self.fits if f.is_random), self.fits[0])
+
+    @property
+    def k(self) -> int:
+        return self.effects.k
+
+    def label_of(self, study: str) -> str:
+        return self.study_labels.get(study, study)
+
+    def analysis(self, name: str):
+        """The result of further analysis ``name`` (record, NotRun or None)."""
+        return getattr(self, name)
+
+
+# --------------------------------------------------------------------------- context
+@dataclass
+class AnalysisContext:
+    """What an analysis function receives: the outcome's spec, rows, study table and main fits."""
+
+    outcome: str
+    spec: OutcomeSpec
+    rows: list
+    studies: list
     effects: EffectSizes
     fits: tuple
-    extras: dict = field(default_factory=dict)
-    #: rows of the outcome left out by the status filter (the inferred-sensitivity analysis adds them)
-    excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["study"]))
+    excluded: list = field(default_factory=list)
 
     @property
     def primary(self) -> MetaResult:
         return next((f for f in self.fits if f.is_random), self.fits[0])
 
+    def iv_fit(self) -> MetaResult:
+        """The inverse-variance model the further analyses refit: the first random-effects
+        inverse-variance fit, else the first fixed one, else a REML fit (MH, Peto and the GLMM
+        are not refitted from yi/vi)."""
+        iv = [f for f in self.fits if registry.METHODS[f.method].pools == "effects"]
+        if iv:
+            return next((f for f in iv if f.is_random), iv[0])
+        from .models import fit
 
-#: name -> function(ctx, options) -> JSON-compatible dict (stored in ``extras[name]``).
-EXTRA_ANALYSES: dict[str, Callable[[AnalysisContext, dict], dict]] = {}
+        return fit(self.effects, method="REML", test=self.spec.test, level=self.spec.level,
+                   pi_method=self.spec.pi_method)
 
-
-def register_analysis(name: str, func: Callable[[AnalysisContext, dict], dict]) -> None:
-    """Make ``func`` available as ``analyses: {name: ...}`` in ``config.yaml``."""
-    EXTRA_ANALYSES[name] = func
-
-
-def _merge(base: Mapping, override: Mapping) -> dict:
-    out = copy.deepcopy(dict(base))
-    for k, v in (override or {}).items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def resolve_spec(spec: Mapping, defaults: Mapping | None = None) -> dict:
-    """The outcome's settings: built-in :data:`DEFAULTS` < ``defaults`` block < outcome entry."""
-    return _merge(_merge(DEFAULTS, defaults or {}), spec)
-
-
-def _as_frames(tables) -> list[pd.DataFrame]:
-    if tables is None:
-        return []
-    if isinstance(tables, pd.DataFrame):
-        return [tables]
-    if isinstance(tables, Mapping):
-        return [t for t in tables.values() if isinstance(t, pd.DataFrame)]
-    return [t for t in tables if isinstance(t, pd.DataFrame)]
+    def study_values(self, column: str) -> list:
+        """Values of ``column`` per study of ``effects`` (outcome rows first, then the study table;
+        None where missing).  Raises AnalysisError when neither has the column."""
+        for table in (self.rows, self.studies):
+            if any(column in r for r in table):
+                values = {}
+                for r in table:
+                    values.setdefault(str(r.get("study")), r.get(column))
+                return [_missing_to_none(values.get(s)) for s in self.effects.study]
+        raise AnalysisError(f"outcome {self.outcome!r}: column {column!r} is neither in the outcome rows "
+                            f"nor in the study table")
 
 
-def select_rows(outcome: str, tables) -> pd.DataFrame:
-    """All rows of ``outcome`` from one or several outcome tables (columns not used dropped)."""
-    parts = []
-    for t in _as_frames(tables):
-        if "outcome" not in t.columns:
-            continue
-        sel = t[t["outcome"].astype(str) == outcome]
-        if len(sel):
-            parts.append(sel.dropna(axis=1, how="all"))
-    if not parts:
-        return pd.DataFrame(columns=["study", "outcome"])
-    return pd.concat(parts, ignore_index=True, sort=False).dropna(axis=1, how="all")
+def _missing_to_none(v):
+    if v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip()):
+        return None
+    return v
 
 
-def _fit_order(methods: Iterable[str]) -> list[str]:
-    methods = list(dict.fromkeys(methods))
-    return [m for m in methods if m in FIXED_METHODS] + [m for m in methods if m not in FIXED_METHODS]
-
-
-def _escalc(measure: str, rows: pd.DataFrame, spec: Mapping) -> EffectSizes:
+# --------------------------------------------------------------------------- fitting
+def _escalc(measure: str, rows, spec: OutcomeSpec) -> EffectSizes:
     from .effects import escalc
 
-    cc = spec.get("continuity", {})
-    return escalc(measure, rows, add=cc.get("add"), to=cc.get("to", "only0"),
-                  drop00=cc.get("drop00", False), r=spec.get("r"),
-                  r_source="assumed in config.yaml" if spec.get("r") is not None else None)
+    cc = spec.continuity
+    return escalc(measure, rows, add=cc.get("add"), to=cc.get("to", "only0"), drop00=cc.get("drop00", False),
+                  r=spec.r, r_source="set in config.yaml" if spec.r_given else
+                  "metapool's default: no study reports r", conversion=spec.conversion)
 
 
-def _fit_one(method: str, effects: EffectSizes, rows: pd.DataFrame, spec: Mapping) -> MetaResult:
-    level = spec.get("level", 0.95)
-    used = rows[rows["study"].astype(str).isin(effects.study)] if "study" in rows else rows
-    if method in COUNT_METHODS:
+def fit_method(method: str, effects: EffectSizes, rows, spec: OutcomeSpec, *, measure: str | None = None,
+               test: str | None = None) -> MetaResult:
+    """Fit one method to an outcome's effect sizes (MH/Peto on the 2x2 tables, the GLMM on the
+    counts); the only place where a method name is turned into a fit."""
+    measure = measure or effects.measure
+    test = test or spec.test
+    why = registry.method_problem(effects.kind, measure, method)
+    if why:
+        raise AnalysisError(why)
+    kind = registry.METHODS[method].pools
+    used = [r for r in as_records(rows) if str(r.get("study")) in set(effects.study)]
+    if kind == "counts":
         from . import counts
 
-        if effects.kind != "binary":
-            raise AnalysisError(f"method {method} needs two-arm counts (events_treat, total_treat, "
-                                f"events_ctrl, total_ctrl); this outcome's rows are {effects.kind!r}")
-        cc = spec.get("continuity", {})
-        kw = {"level": level, "to": cc.get("to", "only0")}
-        if cc.get("add") is not None:
-            kw["add"] = cc["add"]
+        cc = spec.continuity
+        kw = {"level": spec.level, "to": cc.get("to", "only0"), "add": cc.get("add", 0.5)}
         if method == "MH":
-            if effects.measure not in ("OR", "RR", "RD"):
-                raise AnalysisError(f"MH pools OR, RR or RD, not {effects.measure}")
-            return counts.mantel_haenszel(used, effects.measure, **kw)
+            return counts.mantel_haenszel(used, measure, **kw)
         return counts.peto(used, **kw)
-    if method in GLMM_METHODS:
+    if kind == "binomial":
         from .glmm import glmm_proportion
+        from .rows import numbers
 
-        if effects.kind != "proportion" or effects.measure != "PLO":
-            raise AnalysisError("GLMM (binomial-normal model) needs single-arm counts and measure PLO, "
-                                f"not {effects.kind} data with {effects.measure}")
-        return glmm_proportion(used["events"].to_numpy(float), used["total"].to_numpy(float),
-                               level=level, study=used["study"].astype(str).tolist())
+        return glmm_proportion(numbers(used, "events"), numbers(used, "total"), level=spec.level,
+                               study=[str(r["study"]) for r in used])
     from .models import fit
 
-    return fit(effects, method=method, test=spec.get("test", "z"), level=level,
-               pi_method=spec.get("pi_method", "metafor"))
+    if effects.k == 1 and test == "knha":
+        res = fit(effects, method=method, test="z", level=spec.level, pi_method=spec.pi_method)
+        return dataclasses.replace(res, notes=res.notes + (
+            "Knapp-Hartung needs k >= 2: normal (z) inference used, as metafor does",))
+    return fit(effects, method=method, test=test, level=spec.level, pi_method=spec.pi_method)
 
 
-def _provenance(rows: pd.DataFrame) -> list[dict]:
-    cols = [c for c in ("study", "status", "source", "note", "conversion") if c in rows.columns]
-    return rows[cols].astype(object).where(rows[cols].notna(), None).to_dict(orient="records")
-
-
-def _row_notes(rows: pd.DataFrame, excluded: pd.DataFrame, allowed) -> list[str]:
-    notes = []
-    if len(excluded):
-        notes.append("Left out (status not in " + ", ".join(allowed) + "): " + "; ".join(
-            f"{s} ({st})" for s, st in zip(excluded["study"], excluded.get("status", ""))))
-    if "status" in rows.columns:
-        inferred = rows.loc[rows["status"] == "inferred", "study"].astype(str).tolist()
-        if inferred:
-            notes.append("Inferred numbers entered (an assumption, see source): " + ", ".join(inferred))
-    if "conversion" in rows.columns:
-        conv = rows[rows["conversion"].notna() & (rows["conversion"].astype(str) != "")]
-        for s, c in zip(conv["study"], conv["conversion"]):
-            notes.append(f"{s}: mean/SD converted from median and IQR/range ({c})")
-    return notes
-
-
-def _fit_all(methods, effects, rows, spec, outcome) -> tuple[list[MetaResult], list[str]]:
-    fits, notes = [], []
-    for m in _fit_order(methods):
-        if effects.k < 2 and m not in FIXED_METHODS:
+def _fit_all(effects: EffectSizes, rows, spec: OutcomeSpec, outcome: str) -> tuple:
+    fits, notes, glmm = [], [], None
+    for m in spec.methods:
+        if effects.k < 2 and not registry.is_fixed(m):
+            if registry.METHODS[m].pools == "binomial":
+                glmm = NotRun(f"k = {effects.k}: a random-effects model needs 2 studies")
             notes.append(f"{m} not fitted: k = {effects.k} (a random-effects model needs 2 studies)")
             continue
         try:
-            fits.append(_fit_one(m, effects, rows, spec))
+            fits.append(fit_method(m, effects, rows, spec))
         except AnalysisError as exc:
             raise AnalysisError(f"outcome {outcome!r}: {exc}") from None
-        except (GLMMError, ValueError) as exc:
-            if m not in GLMM_METHODS:
+        except (ValueError, RuntimeError, FloatingPointError) as exc:
+            if registry.METHODS[m].pools != "binomial":
                 raise
-            notes.append(f"{m} not fitted: {exc}")   # the inverse-variance models go on
+            from .glmm import GLMMError  # noqa: F401 - GLMMError is a RuntimeError
+
+            glmm = NotRun(str(exc))
+            notes.append(f"{m} not fitted: {exc}")     # the inverse-variance models go on
     if not fits:
-        raise AnalysisError(f"outcome {outcome!r}: no model could be fitted (k = {effects.k})")
-    return fits, notes
+        fixed = next((m for m in registry.METHODS if registry.is_fixed(m)
+                      and registry.method_problem(effects.kind, effects.measure, m) is None), "FE")
+        fits.append(fit_method(fixed, effects, rows, spec))
+        notes.append(f"{fixed} fitted to show the single study: no configured model applies with "
+                     f"k = {effects.k}")
+    return fits, notes, glmm
 
 
-def analyse_outcome(outcome: str, spec: Mapping, tables, studies: pd.DataFrame | None = None,
-                    defaults: Mapping | None = None) -> OutcomeAnalysis:
+# --------------------------------------------------------------------------- provenance
+_PROVENANCE = ("study", "status", "source", "quote", "note", "conversion", "timepoint")
+
+
+def _provenance(rows, pooled: bool) -> list:
+    return [{**{c: r.get(c) for c in _PROVENANCE if r.get(c) is not None}, "pooled": pooled}
+            for r in rows]
+
+
+def _row_notes(rows, excluded, spec: OutcomeSpec) -> list:
+    notes = []
+    if excluded:
+        notes.append("Left out of the primary pool (status not in " + ", ".join(spec.status) + "): "
+                     + "; ".join(f"{r['study']} ({r.get('status')})" for r in excluded))
+    inferred = [r["study"] for r in rows if r.get("status") == "inferred"]
+    if inferred:
+        notes.append("Inferred numbers entered the primary pool (an assumption, see source): "
+                     + ", ".join(inferred))
+    return notes
+
+
+def _boundary_notes(effects: EffectSizes) -> list:
+    """Single-arm studies with 0 or n events: the observed proportion and its exact
+    (Clopper-Pearson) interval, since a continuity-corrected logit does not show 0% or 100%."""
+    if effects.kind != "proportion" or not effects.data or effects.measure not in ("PLO", "PR", "PAS"):
+        return []
+    from .dist import beta_ppf
+
+    out = []
+    for s, r in zip(effects.study, effects.data):
+        xi, ni = float(r["events"]), float(r["total"])
+        if xi not in (0.0, ni):
+            continue
+        lo = 0.0 if xi == 0 else float(beta_ppf(0.025, xi, ni - xi + 1))
+        hi = 1.0 if xi == ni else float(beta_ppf(0.975, xi + 1, ni - xi))
+        out.append(f"{s}: {int(xi)}/{int(ni)} observed = {100 * xi / ni:.0f}% (exact 95% CI "
+                   f"{100 * lo:.1f}% to {100 * hi:.1f}%); the {effects.measure} effect size adds a "
+                   f"continuity correction, so its study estimate is not exactly {100 * xi / ni:.0f}%")
+    return out
+
+
+# --------------------------------------------------------------------------- the outcome
+def analyse_outcome(outcome: str, spec: OutcomeSpec | Mapping, rows, studies=None, *,
+                    defaults: Mapping | None = None, targets: Sequence[Mapping] = ()) -> OutcomeAnalysis:
     """Analyse one outcome as configured.
 
     Parameters
     ----------
     outcome : str
         Outcome key (``outcome`` column of the tables; ``{outcome}`` wildcard).
-    spec : mapping
-        The outcome's entry of ``config.yaml`` (``label``, ``measure``, optional ``methods``,
-        ``status``, ``subgroup``, ``analyses``, ...).
-    tables : DataFrame, list or dict of DataFrames
-        Outcome data tables; only rows with ``outcome == outcome`` are used.
-    studies : DataFrame, optional
-        Study table (``study`` key plus attributes such as ``dose_regimen`` for subgroups).
-    defaults : mapping, optional
-        The ``defaults`` block of ``config.yaml``.
+    spec : OutcomeSpec or mapping
+        The outcome's resolved settings, or its ``config.yaml`` entry (resolved with ``defaults``).
+    rows : records, mapping of columns or DataFrame
+        The outcome's data rows (all statuses; rows of other outcomes are ignored).
+    studies : records or DataFrame, optional
+        Study-table rows (``study`` key plus attributes such as ``dose_regimen`` for subgroups).
+    targets : sequence of mappings
+        Published targets naming this outcome (rows of ``published_targets.csv``): each is
+        audited and compared (:mod:`metapool.reproduce`).
 
     Returns
     -------
     OutcomeAnalysis
-        ``fits`` has the fixed-effect fits first, then the random-effects fits, in config order.
-        ``extras`` holds ``spec`` (resolved settings), ``notes`` (row selection, inferred and
-        converted numbers, models not fitted), ``provenance`` (study, status, source per row)
-        and one entry per extra analysis switched on.
     """
-    spec = resolve_spec(spec, defaults)
-    allowed = list(spec["status"])
-    rows = select_rows(outcome, tables)
-    if "status" in rows.columns:
-        keep = rows["status"].astype(str).str.lower().isin(allowed)
-        rows, excluded = rows[keep].reset_index(drop=True), rows[~keep]
-    else:
-        excluded = rows.iloc[0:0]
-    if rows.empty:
-        left = sorted(set(excluded["status"].astype(str))) if "status" in excluded else []
-        only = (f"; its only rows are {', '.join(left)} ({', '.join(excluded['study'].astype(str))}), "
-                "which the evidence rules keep to sensitivity analyses: there is no primary pool. "
-                "To show them anyway, add the status to the outcome's `status` list (the report then "
-                "marks the outcome as pooling inferred numbers)") if left else ""
-        raise AnalysisError(f"outcome {outcome!r}: no data rows with status in {allowed} "
-                            f"({len(excluded)} row(s) left out by status){only}")
-    effects = _escalc(spec["measure"], rows, spec)
-    fits, fit_notes = _fit_all(spec["methods"], effects, rows, spec, outcome)
-    notes = _row_notes(rows, excluded, allowed) + fit_notes
-    if effects.dropped:
-        notes += [f"{s} left out: {why}" for s, why in effects.dropped]
-    studies = studies if studies is not None else pd.DataFrame(columns=["study"])
-    ctx = AnalysisContext(outcome, spec, rows, studies, effects, tuple(fits), excluded=excluded)
+    if not isinstance(spec, OutcomeSpec):
+        spec = resolve_spec(spec, defaults)
+    rows = [r for r in as_records(rows) if r.get("outcome") in (None, outcome)]
+    studies = as_records(studies)
+    primary = [r for r in rows if str(r.get("status", "")).lower() in spec.status or "status" not in r]
+    excluded = [r for r in rows if r not in primary]
+    if not primary:
+        left = sorted({str(r.get("status")) for r in excluded})
+        raise AnalysisError(f"outcome {outcome!r}: no data rows with status in {list(spec.status)} "
+                            f"({len(excluded)} row(s) left out by status: {', '.join(left)}); inferred "
+                            f"numbers are for sensitivity analyses only")
+    effects = _escalc(spec.measure, primary, spec)
+    if effects.k == 0:
+        raise AnalysisError(f"outcome {outcome!r}: no study has an estimable effect size ("
+                            + "; ".join(f"{s}: {why}" for s, why in effects.dropped) + ")")
+    fits, fit_notes, glmm = _fit_all(effects, primary, spec, outcome)
+    notes = _row_notes(primary, excluded, spec) + fit_notes
+    notes += [f"{s} left out: {why}" for s, why in effects.dropped]
     notes += _boundary_notes(effects)
-    extras = {"spec": spec, "notes": notes, "provenance": _provenance(rows),
-              "study_labels": study_labels(studies, [*rows["study"].astype(str),
-                                                     *excluded["study"].astype(str)])}
-    if any(m in GLMM_METHODS for m in spec["methods"]):
-        extras["glmm"] = _glmm_status(ctx, fit_notes)
-    if spec.get("subgroup"):
-        extras["subgroups"] = subgroup_analysis(ctx, {"by": spec["subgroup"]})
-        if extras["subgroups"].get("status", "ok") != "ok":
-            notes.append(f"No subgroup comparison by {spec['subgroup']}: "
-                         f"{extras['subgroups']['status'].removeprefix('not run: ')}")
-    for name, options in (spec.get("analyses") or {}).items():
-        if options is False:
-            continue
-        if name not in EXTRA_ANALYSES:
-            raise AnalysisError(f"outcome {outcome!r}: unknown analysis {name!r} "
-                                f"(known: {', '.join(sorted(EXTRA_ANALYSES)) or 'none'})")
-        extras[name] = EXTRA_ANALYSES[name](ctx, options if isinstance(options, dict) else {})
-    extras["figures"] = figure_kinds(extras)
-    return OutcomeAnalysis(outcome=outcome, label=spec.get("label", outcome), effects=effects,
-                           fits=tuple(fits), extras=extras)
+    ctx = AnalysisContext(outcome, spec, primary, studies, effects, tuple(fits), excluded=excluded)
+    results = {}
+    if spec.subgroup:
+        results["subgroups"] = subgroup_analysis(ctx, {"by": spec.subgroup})
+    for name, options in spec.analyses.items():
+        results[name] = _run(name, ctx, options)
+    labels = study_labels(studies, [r["study"] for r in rows])
+    refs = tuple(reference_tests(fits, spec.reference_proportion)) if spec.reference_proportion else ()
+    analysis = OutcomeAnalysis(
+        outcome=outcome, label=spec.label, spec=spec, effects=effects, fits=tuple(fits), notes=tuple(notes),
+        provenance=tuple(_provenance(primary, True) + _provenance(excluded, False)),
+        study_labels=labels, glmm=glmm, reference_tests=refs, **results)
+    if targets:
+        from .reproduce import check_targets
+
+        analysis = dataclasses.replace(analysis, reproduction=tuple(check_targets(analysis, ctx, targets)))
+    return dataclasses.replace(analysis, figures=tuple(figure_kinds(analysis)))
 
 
-# --------------------------------------------------------------------------- subgroups
-def _group_labels(ctx: AnalysisContext, by: str) -> pd.Series:
-    """Subgroup label per study in ``ctx.effects.study`` (outcome rows first, then study table)."""
-    study = pd.Series(ctx.effects.study, name="study")
-    if by in ctx.rows.columns:
-        lab = ctx.rows.drop_duplicates("study").set_index(ctx.rows["study"].astype(str)
-                                                          .drop_duplicates())[by]
-    elif by in ctx.studies.columns:
-        lab = ctx.studies.assign(study=ctx.studies["study"].astype(str)).set_index("study")[by]
-    else:
-        raise AnalysisError(f"outcome {ctx.outcome!r}: subgroup column {by!r} is neither in the "
-                            f"outcome rows nor in the study table")
-    return study.map(lab).fillna("not reported").astype(str)
+def reference_tests(fits, p0: float) -> list:
+    """Each fit's test of H0: proportion = ``p0`` on its analysis scale (z, or t(k-1) under knha)."""
+    from . import dist
+    from .transforms import forward_transform
 
-
-def _subgroup_method(ctx: AnalysisContext) -> str:
-    """The first inverse-variance model among the fits (random first), e.g. REML; else FE."""
-    iv = [f.method for f in ctx.fits if f.method not in COUNT_METHODS + GLMM_METHODS]
-    return next((m for m in iv if m not in FIXED_METHODS), iv[0] if iv else "FE")
-
-
-def subgroup_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
-    """Pool per subgroup and test for subgroup differences (:mod:`metapool.subgroups`).
-
-    The grouping column (``options["by"]``) is read from the outcome rows or the study table;
-    studies without a value form the group "not reported".  The model is the outcome's first
-    inverse-variance random-effects method (FE if none).  The top level holds the fits with a
-    separate tau² per subgroup (drawn in the forest plot); ``common_tau2`` holds the same
-    analysis with one tau² shared by all subgroups (random effects only).  ``levels`` counts
-    the studies per value; with fewer than two values ``status`` says why nothing was compared.
-    """
-    from .subgroups import subgroup_analysis as _subgroups
-
-    by = options["by"]
-    labels = _group_labels(ctx, by)
-    levels = {str(k): int(v) for k, v in labels.value_counts(sort=False).sort_index().items()}
-    if len(levels) < 2:
-        only = next(iter(levels), "none")
-        return {"by": by, "status": f"not run: all {ctx.effects.k} studies have {by} = {only!r}",
-                "levels": levels, "groups": []}
-    method = _subgroup_method(ctx)
-    kw = {"groups": labels.tolist(), "method": method, "test": ctx.spec.get("test", "z"),
-          "level": ctx.spec.get("level", 0.95), "by": by}
-    out = {"status": "ok", **_subgroups(ctx.effects, **kw), "levels": levels}
-    if method not in FIXED_METHODS:
-        try:
-            out["common_tau2"] = _subgroups(ctx.effects, tau2="common", **kw)
-        except ValueError as exc:
-            out["common_tau2"] = {"status": f"not run: {exc}"}
+    out = []
+    for f in fits:
+        g = float(forward_transform(f.measure, p0, ni=f.ni))
+        stat = (f.estimate - g) / f.se if f.se > 0 else math.nan
+        if f.test == "knha" and math.isfinite(f.df):
+            pval = float(2 * dist.t_sf(abs(stat), f.df))
+        else:
+            pval = float(2 * dist.norm_sf(abs(stat)))
+        out.append(ReferenceTest(method=f.method, null=p0, null_analysis=g, stat=stat, pval=pval))
     return out
 
 
-# --------------------------------------------------------------------------- further analyses
-#: Fewest studies each analysis needs (``analyses: {name: {min_k: ...}}`` raises it).
-MIN_K = {"leave_one_out": 3, "cumulative": 3, "influence": 3, "gosh": 3, "small_study": 3,
-         "metareg": 4}
-#: Figure kinds drawn from the extras (``results/figures/{outcome}_{kind}.{png,svg}``).
-FIGURE_KINDS = ("loo", "cumulative", "influence", "baujat", "gosh", "bubble")
-_FIGURE_SOURCE = {"loo": "leave_one_out", "cumulative": "cumulative", "influence": "influence",
-                  "baujat": "influence", "gosh": "gosh", "bubble": "metareg"}
+def _run(name: str, ctx: AnalysisContext, options: Mapping):
+    """Run analysis ``name``; a degenerate case becomes NotRun with the reason."""
+    try:
+        return RUNNERS[name](ctx, options)
+    except AnalysisError:
+        raise
+    except (ValueError, RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:
+        return NotRun(str(exc))
 
 
-def figure_kinds(extras: Mapping) -> list[str]:
-    """The diagnostic figures that apply: those whose analysis ran (bubble: one numeric moderator)."""
-    out = []
-    for kind in FIGURE_KINDS:
-        res = extras.get(_FIGURE_SOURCE[kind])
-        if not isinstance(res, Mapping) or res.get("status") != "ok":
+def figure_kinds(analysis: OutcomeAnalysis) -> list:
+    """The figures drawn for an outcome: the forest plot, the funnel plot when k >= 3, and each
+    diagnostic figure whose analysis ran (bubble: one numeric moderator)."""
+    out = ["forest"]
+    if analysis.k >= FUNNEL_MIN_K:
+        out.append("funnel")
+    for kind in registry.DIAGNOSTIC_FIGURES:
+        res = getattr(analysis, registry.FIGURE_SOURCE[kind])
+        if res is None or isinstance(res, NotRun):
             continue
-        if kind == "bubble" and not res.get("bubble"):
+        if kind == "bubble" and not res.bubble:
             continue
         out.append(kind)
     return out
 
 
-def _min_k(name: str, options: Mapping) -> int:
-    return max(int(options.get("min_k", MIN_K[name])), MIN_K[name])
+#: A funnel plot of fewer studies says nothing about small-study effects (not drawn).
+FUNNEL_MIN_K = 3
 
 
-def _not_run(k: int, min_k: int) -> dict | None:
-    """``{"status": "not run: k = 2 < 3", ...}`` when there are too few studies, else None."""
+# --------------------------------------------------------------------------- subgroups
+def _group_labels(ctx: AnalysisContext, by: str) -> list:
+    return ["not reported" if v is None else str(v) for v in ctx.study_values(by)]
+
+
+def subgroup_analysis(ctx: AnalysisContext, options: Mapping):
+    """Pool per subgroup and test for subgroup differences (:mod:`metapool.subgroups`).
+
+    The grouping column (``options["by"]``) is read from the outcome rows or the study table;
+    studies without a value form the group "not reported".  The model is the outcome's first
+    inverse-variance random-effects method (FE if none); ``common_tau2`` holds the same analysis
+    with one tau² shared by all subgroups (random effects only).  With fewer than two values:
+    NotRun saying so.
+    """
+    from .subgroups import subgroup_analysis as _subgroups
+
+    by = options["by"]
+    labels = _group_labels(ctx, by)
+    levels = {lev: labels.count(lev) for lev in sorted(set(labels))}
+    if len(levels) < 2:
+        only = next(iter(levels), "none")
+        return NotRun(f"all {ctx.effects.k} {'study has' if ctx.effects.k == 1 else 'studies have'} "
+                      f"{by} = {only!r}")
+    method = ctx.iv_fit().method
+    kw = {"groups": labels, "method": method, "test": ctx.spec.test, "level": ctx.spec.level, "by": by}
+    res = _subgroups(ctx.effects, **kw)
+    common = None
+    if not registry.is_fixed(method):
+        try:
+            common = _subgroups(ctx.effects, tau2="common", **kw)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            common = NotRun(str(exc))
+    return dataclasses.replace(res, levels=levels, common_tau2=common)
+
+
+# --------------------------------------------------------------------------- further analyses
+def _too_few(k: int, options: Mapping) -> NotRun | None:
+    min_k = int(options.get("min_k", 1))
     if k < min_k:
-        return {"status": f"not run: k = {k} < {min_k}", "k": int(k), "min_k": int(min_k)}
+        return NotRun(f"k = {k} < {min_k}")
     return None
 
 
-def _iv_fit(ctx: AnalysisContext) -> MetaResult:
-    """The inverse-variance model the sensitivity analyses refit: the first random-effects
-    inverse-variance fit, else the first fixed one (MH, Peto and GLMM are not refitted)."""
-    iv = [f for f in ctx.fits if f.method not in COUNT_METHODS + GLMM_METHODS]
-    if iv:
-        return next((f for f in iv if f.is_random), iv[0])
-    from .models import fit
-
-    return fit(ctx.effects, method="REML", test=ctx.spec.get("test", "z"),
-               level=ctx.spec.get("level", 0.95), pi_method=ctx.spec.get("pi_method", "metafor"))
-
-
-def _study_column(ctx: AnalysisContext, column: str) -> pd.Series:
-    """Values of ``column`` per study of ``ctx.effects`` (outcome rows first, then study table);
-    missing values stay missing."""
-    study = pd.Series(ctx.effects.study, name="study")
-    for table in (ctx.rows, ctx.studies):
-        if column in table.columns and "study" in table.columns:
-            lab = table.drop_duplicates("study").set_index(
-                table["study"].astype(str).drop_duplicates())[column]
-            return study.map(lab)
-    raise AnalysisError(f"outcome {ctx.outcome!r}: column {column!r} is neither in the outcome rows "
-                        f"nor in the study table")
-
-
-def _numeric(values: pd.Series) -> pd.Series | None:
-    """The values as numbers if every non-missing value is one, else None."""
-    num = pd.to_numeric(values, errors="coerce")
-    return num if (num.notna() == values.notna()).all() else None
-
-
-def leave_one_out_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
+def leave_one_out_analysis(ctx: AnalysisContext, options: Mapping):
     """Leave-one-out refits of the primary inverse-variance model (metafor ``leave1out``)."""
-    from .sensitivity import leave_one_out, records
+    from .sensitivity import leave_one_out
 
-    fit = _iv_fit(ctx)
-    skip = _not_run(fit.k, _min_k("leave_one_out", options))
-    if skip:
-        return skip
-    return {"status": "ok", "method": fit.method, "k": fit.k, "table": records(leave_one_out(fit))}
+    fit = ctx.iv_fit()
+    return _too_few(fit.k, options) or leave_one_out(fit)
 
 
-def cumulative_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
+def _numeric(values: list):
+    """The values as floats if every non-missing one is a number, else None."""
+    out = []
+    for v in values:
+        if v is None:
+            out.append(None)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append(float(v))
+        else:
+            try:
+                out.append(float(str(v)))
+            except ValueError:
+                return None
+    return out
+
+
+def cumulative_analysis(ctx: AnalysisContext, options: Mapping):
     """Cumulative meta-analysis ordered by ``options["order"]`` (default the study-table ``year``;
     studies without a value are added last, in input order), metafor ``cumul``."""
-    from .sensitivity import cumulative, records
+    from .sensitivity import cumulative
 
-    fit = _iv_fit(ctx)
-    skip = _not_run(fit.k, _min_k("cumulative", options))
+    fit = ctx.iv_fit()
+    skip = _too_few(fit.k, options)
     if skip:
         return skip
     by = options.get("order", "year")
     decreasing = bool(options.get("decreasing", False))
-    key = _study_column(ctx, by)
-    key = _numeric(key) if _numeric(key) is not None else key.astype(object)
-    missing = [s for s, m in zip(fit.study, key.isna()) if m]
-    notes = []
-    if missing:
-        notes.append(f"no {by} for {', '.join(missing)}: added last")
-        if key.dtype.kind == "f":
-            key = key.fillna(-np.inf if decreasing else np.inf)
-        else:
-            key = key.where(key.notna(), "\uffff").astype(str)
-    table = cumulative(fit, order=key.to_numpy(), decreasing=decreasing)
-    if missing:
-        table["order"] = table["order"].where(~table["study"].isin(missing), None)
-    return {"status": "ok", "method": fit.method, "k": fit.k, "order_by": by, "decreasing": decreasing,
-            "notes": notes, "table": records(table)}
+    raw = ctx.study_values(by)
+    num = _numeric(raw)
+    missing = [s for s, v in zip(fit.study, raw) if v is None]
+    notes = [f"no {by} for {', '.join(missing)}: added last"] if missing else []
+    if num is not None:
+        fill = -math.inf if decreasing else math.inf
+        key = np.array([fill if v is None else v for v in num], dtype=float)
+    else:
+        key = np.array(["\uffff" if v is None else str(v) for v in raw], dtype=object)
+    return cumulative(fit, order=key, decreasing=decreasing, order_by=by, notes=notes)
 
 
-def influence_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
+def influence_analysis(ctx: AnalysisContext, options: Mapping):
     """Case-deletion diagnostics (metafor ``influence``) with the influential studies flagged,
     and the Baujat coordinates (metafor ``baujat``)."""
-    from .sensitivity import baujat, influence, records
+    from .sensitivity import influence
 
-    fit = _iv_fit(ctx)
-    skip = _not_run(fit.k, _min_k("influence", options))
-    if skip:
-        return skip
-    inf = influence(fit)
-    return {"status": "ok", "method": fit.method, "k": fit.k, "tau2": fit.tau2, "Q": fit.Q,
-            "influential": [str(s) for s in inf.loc[inf["inf"], "study"]],
-            "table": records(inf), "baujat": records(baujat(fit))}
+    fit = ctx.iv_fit()
+    return _too_few(fit.k, options) or influence(fit)
 
 
-def _stored_fit(analysis: OutcomeAnalysis, method: str) -> MetaResult:
-    """The fit an analysis was run on (refitted when it was not one of the stored fits)."""
-    stored = [f for f in analysis.fits if f.method == method]
-    if stored:
-        return stored[0]
-    from .models import fit
-
-    spec = analysis.extras.get("spec") or DEFAULTS
-    return fit(analysis.effects, method=method, test=spec.get("test", "z"),
-               level=spec.get("level", 0.95), pi_method=spec.get("pi_method", "metafor"))
-
-
-#: GOSH defaults for the pipeline: all subsets up to k = 16 (2**16 - 1 = 65,535 fits, one batched
-#: call, about 0.3 s with DL and 2 s with REML), else a seeded sample of as many subsets.
-GOSH_SUBSETS = 65_535
-
-
-def gosh_result(analysis_or_ctx, options: Mapping | None = None):
-    """The :class:`metapool.sensitivity.GoshResult` of an analysis (recomputed, deterministic:
-    the same subsets and seed as stored in ``extras["gosh"]``)."""
+def gosh_analysis(ctx: AnalysisContext, options: Mapping):
+    """GOSH (metafor ``gosh``): the model fitted to all subsets (k <= 16) or a seeded random sample
+    of ``subsets`` subsets."""
     from .sensitivity import gosh
 
-    if isinstance(analysis_or_ctx, OutcomeAnalysis):
-        stored = analysis_or_ctx.extras.get("gosh") or {}
-        options = {"subsets": stored.get("subsets", GOSH_SUBSETS), "seed": stored.get("seed_option", 1)}
-        fit = _stored_fit(analysis_or_ctx, stored.get("fit_method"))
-        return gosh(fit, subsets=options["subsets"], seed=options["seed"])
-    fit = _iv_fit(analysis_or_ctx)
-    options = options or {}
-    return gosh(fit, subsets=int(options.get("subsets", GOSH_SUBSETS)), seed=int(options.get("seed", 1)))
+    fit = ctx.iv_fit()
+    return _too_few(fit.k, options) or gosh(fit, subsets=int(options.get("subsets", 65_535)),
+                                            seed=int(options.get("seed", 1)))
 
 
-def gosh_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
-    """GOSH (metafor ``gosh``): the model fitted to all subsets (k <= 16) or a seeded random sample
-    of ``subsets`` (default 65,535) subsets; the JSON keeps a compact summary."""
-    fit = _iv_fit(ctx)
-    skip = _not_run(fit.k, _min_k("gosh", options))
-    if skip:
-        return skip
-    subsets, seed = int(options.get("subsets", GOSH_SUBSETS)), int(options.get("seed", 1))
-    g = gosh_result(ctx, {"subsets": subsets, "seed": seed})
-    return {"status": "ok", "fit_method": fit.method, "subsets": subsets, "seed_option": seed,
-            **g.to_dict()}
-
-
-def small_study_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
-    """Small-study effects (:mod:`metapool.bias`): Egger's test (classical weighted regression),
-    Peters' test (two-arm counts), Begg's rank test and trim-and-fill (L0, the primary model's
-    estimator).  With k < 10 ``power_note`` says the tests have little power."""
+def small_study_analysis(ctx: AnalysisContext, options: Mapping):
+    """Small-study effects (:mod:`metapool.bias`): Egger's test, Peters' test (two-arm counts),
+    Begg's rank test and trim-and-fill, each NotRun with the reason where it cannot be computed."""
     from . import bias
 
-    fit = _iv_fit(ctx)
-    skip = _not_run(fit.k, _min_k("small_study", options))
+    fit = ctx.iv_fit()
+    skip = _too_few(fit.k, options)
     if skip:
         return skip
     y, v = np.asarray(fit.yi, float), np.asarray(fit.vi, float)
-    level = ctx.spec.get("level", 0.95)
-    model = options.get("model", "lm")
-    out = {"status": "ok", "method": fit.method, "k": fit.k, "power_note": bias._power_note(fit.k)}
-    tests = {"egger": lambda: bias.egger_test(y, v, model=model, method=fit.method, level=level),
-             "begg": lambda: bias.begg_test(y, v),
-             "trim_and_fill": lambda: bias.trim_and_fill(
-                 y, v, estimator=options.get("estimator", "L0"), method=fit.method, test=fit.test,
-                 level=level, measure=fit.measure, study=fit.study, ni=fit.ni)}
-    if ctx.effects.kind == "binary" and fit.ni is not None:
-        tests["peters"] = lambda: bias.peters_test(y, v, fit.ni, model=model, method=fit.method,
-                                                   level=level)
-    for name, run in tests.items():
+    level, model = ctx.spec.level, options.get("model", "lm")
+
+    def attempt(run):
         try:
-            out[name] = {"status": "ok", **run().to_dict()}
-        except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
-            out[name] = {"status": f"not run: {exc}"}
-    return out
+            return run()
+        except (ValueError, RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            return NotRun(str(exc))
+
+    peters = None
+    if ctx.effects.kind == "binary" and fit.ni is not None:
+        peters = attempt(lambda: bias.peters_test(y, v, fit.ni, model=model, method=fit.method, level=level))
+    return SmallStudy(
+        method=fit.method, k=fit.k, power_note=bias._power_note(fit.k),
+        egger=attempt(lambda: bias.egger_test(y, v, model=model, method=fit.method, level=level)),
+        begg=attempt(lambda: bias.begg_test(y, v)),
+        trim_and_fill=attempt(lambda: bias.trim_and_fill(
+            y, v, estimator=options.get("estimator", "L0"), method=fit.method, test=fit.test, level=level,
+            measure=fit.measure, study=fit.study, ni=fit.ni)),
+        peters=peters)
 
 
-def _moderators(ctx: AnalysisContext, names) -> tuple[pd.DataFrame, list[str]]:
-    """Moderator table per study (numbers where every value is one) and the studies lacking one."""
-    table = pd.DataFrame({n: _study_column(ctx, n) for n in names})
-    table.index = list(ctx.effects.study)
-    for n in names:
-        num = _numeric(table[n])
-        table[n] = num if num is not None else table[n].astype(object)
-    missing = [s for s, row in table.iterrows() if row.isna().any()]
-    return table, missing
-
-
-def metareg_result(analysis_or_ctx, options: Mapping | None = None):
-    """(MetaRegression or None, {"status": "not run: ...", ...} or "", moderator table) for
-    ``options["moderators"]``; the moderator columns come from the rows or the study table."""
+def metareg_analysis(ctx: AnalysisContext, options: Mapping):
+    """Mixed-effects meta-regression on ``options["moderators"]`` (study-table or row columns;
+    :func:`metapool.metareg.meta_regression` with the primary model's tau² estimator)."""
     from .metareg import meta_regression
 
-    if isinstance(analysis_or_ctx, OutcomeAnalysis):
-        stored = analysis_or_ctx.extras.get("metareg") or {}
-        table = pd.DataFrame(stored.get("data", []))
-        fit = _stored_fit(analysis_or_ctx, stored.get("fit_method"))
-        keep = np.isin(np.asarray(fit.study), table["study"].astype(str))
-        reg = meta_regression(np.asarray(fit.yi)[keep], np.asarray(fit.vi)[keep],
-                              table[list(stored["moderators"])], method=fit.method, test=fit.test,
-                              level=fit.level, study=table["study"].astype(str).tolist())
-        return reg, "", table
-    ctx = analysis_or_ctx
     names = list(options.get("moderators") or [])
     if not names:
         raise AnalysisError(f"outcome {ctx.outcome!r}: analyses/metareg needs moderators: [column, ...]")
-    fit = _iv_fit(ctx)
-    table, missing = _moderators(ctx, names)
-    keep = ~table.index.isin(missing)
-    k = int(keep.sum())
-    min_k = _min_k("metareg", options)
-    n_coef = 1 + sum(1 if pd.api.types.is_numeric_dtype(table[n]) else
-                     max(table.loc[keep, n].nunique() - 1, 0) for n in names)
-    min_k = max(min_k, n_coef + 2)
+    fit = ctx.iv_fit()
+    values = {n: ctx.study_values(n) for n in names}
+    for n in names:
+        num = _numeric(values[n])
+        if num is not None:
+            values[n] = num
+    keep = [all(values[n][i] is not None for n in names) for i in range(fit.k)]
+    k = sum(keep)
+    n_coef = 1 + sum(1 if _numeric(values[n]) is not None else
+                     max(len({v for v, kk in zip(values[n], keep) if kk}) - 1, 0) for n in names)
+    min_k = max(int(options.get("min_k", 4)), n_coef + 2)
+    dropped = [s for s, kk in zip(fit.study, keep) if not kk]
     if k < min_k:
-        why = f"k = {k} < {min_k}" + (f" ({len(missing)} without {'/'.join(names)})" if missing else "")
-        return None, {"status": f"not run: {why}", "k": k, "min_k": int(min_k)}, table
-    flat = [n for n in names if table.loc[keep, n].nunique() < 2]
+        return NotRun(f"k = {k} < {min_k}" + (f" ({len(dropped)} without {'/'.join(names)})" if dropped else ""))
+    kept = {n: [v for v, kk in zip(values[n], keep) if kk] for n in names}
+    flat = [n for n in names if len(set(kept[n])) < 2]
     if flat:
-        return None, {"status": f"not run: {', '.join(flat)} takes one value only", "k": k}, table
-    reg = meta_regression(np.asarray(fit.yi)[keep], np.asarray(fit.vi)[keep], table.loc[keep, names],
-                          method=fit.method, test=fit.test, level=fit.level,
-                          study=[s for s, m in zip(fit.study, keep) if m])
-    return reg, "", table.loc[keep]
+        return NotRun(f"{', '.join(flat)} takes one value only")
+    idx = np.flatnonzero(keep)
+    reg = meta_regression(np.asarray(fit.yi)[idx], np.asarray(fit.vi)[idx], kept, method=fit.method,
+                          test=fit.test, level=fit.level, study=[fit.study[i] for i in idx])
+    numeric = len(names) == 1 and _numeric(kept[names[0]]) is not None
+    data = tuple({"study": fit.study[i], **{n: values[n][i] for n in names}} for i in idx)
+    return MetaregAnalysis(fit_method=fit.method, moderators=tuple(names), bubble=bool(numeric and reg.p == 2),
+                           dropped=tuple(dropped), data=data, regression=reg)
 
 
-def metareg_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
-    """Mixed-effects meta-regression on ``options["moderators"]`` (study-table or row columns;
-    :func:`metapool.metareg.meta_regression`, the primary model's tau² estimator): coefficients,
-    QM, residual tau², R²; ``bubble`` is true for a single numeric moderator."""
-    fit = _iv_fit(ctx)
-    reg, why, table = metareg_result(ctx, options)
-    names = list(options.get("moderators") or [])
-    if reg is None:
-        return {**why, "moderators": names}
-    numeric = len(names) == 1 and pd.api.types.is_numeric_dtype(table[names[0]])
-    dropped = [s for s in fit.study if s not in set(reg.study)]
-    data = table.reset_index().rename(columns={"index": "study"})
-    return {"status": "ok", "fit_method": fit.method, "bubble": bool(numeric and reg.p == 2),
-            "dropped": dropped, "data": data.astype(object).where(data.notna(), None).to_dict("records"),
-            **reg.to_dict()}
+def inferred_sensitivity_analysis(ctx: AnalysisContext, options: Mapping):
+    """Every configured model refitted with the rows the status filter left out as INFERRED.
+
+    The evidence dossier keeps INFERRED numbers (a denominator not printed, a qualitative
+    statement turned into a count) out of the primary pools and allows them in sensitivity
+    analyses only.  This refits the outcome's models (same measure, methods and settings) on the
+    primary rows plus the outcome's rows whose status is in ``options["statuses"]``.
+    """
+    extra = [str(s).lower() for s in options.get("statuses", registry.SENSITIVITY_STATUSES)]
+    statuses = tuple(dict.fromkeys([*ctx.spec.status, *extra]))
+    added = [r for r in ctx.excluded if str(r.get("status")).lower() in extra]
+    if not added:
+        return NotRun(f"no {'/'.join(extra)} rows")
+    rows = ctx.rows + added
+    effects = _escalc(ctx.spec.measure, rows, ctx.spec)
+    fits, notes, _ = _fit_all(effects, rows, ctx.spec, ctx.outcome)
+    notes += [f"{s} left out: {why}" for s, why in effects.dropped]
+    keep = ("study", "outcome", "status", "events", "total", "events_treat", "total_treat", "events_ctrl",
+            "total_ctrl", "mean_pre", "sd_pre", "mean_post", "sd_post", "n", "r", "median_pre", "q1_pre",
+            "q3_pre", "min_pre", "max_pre", "median_post", "q1_post", "q3_post", "min_post", "max_post",
+            "mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl", "yi", "vi", "sei",
+            "ci_lb", "ci_ub", "conversion")
+    return InferredSensitivity(
+        statuses=statuses, k=effects.k, k_primary=ctx.effects.k, added=tuple(_provenance(added, False)),
+        rows=tuple({c: r[c] for c in keep if r.get(c) is not None} for r in added), notes=tuple(notes),
+        fits=tuple(fits), effects=effects)
 
 
-def _glmm_status(ctx: AnalysisContext, fit_notes) -> dict:
-    if any(f.method in GLMM_METHODS for f in ctx.fits):
-        return {"status": "ok"}
-    why = next((n.split(": ", 1)[1] for n in fit_notes if n.startswith("GLMM not fitted")),
-               "needs single-arm counts and measure PLO")
-    return {"status": f"not run: {why}"}
-
-
-def _boundary_notes(effects: EffectSizes) -> list[str]:
-    """Single-arm studies with 0 or n events: the observed proportion and its exact
-    (Clopper-Pearson) interval, since a continuity-corrected logit does not show 0% or 100%."""
-    if effects.kind != "proportion" or effects.data is None or effects.measure not in ("PLO", "PR", "PAS"):
-        return []
-    from scipy import stats
-
-    d = effects.data
-    x, n = d["events"].to_numpy(float), d["total"].to_numpy(float)
-    edge = (x == 0) | (x == n)
-    out = []
-    for s, xi, ni in zip(d.loc[edge, "study"], x[edge], n[edge]):
-        lo = 0.0 if xi == 0 else stats.beta.ppf(0.025, xi, ni - xi + 1)
-        hi = 1.0 if xi == ni else stats.beta.ppf(0.975, xi + 1, ni - xi)
-        out.append(f"{s}: {int(xi)}/{int(ni)} observed = {100 * xi / ni:.0f}% (exact 95% CI "
-                   f"{100 * lo:.1f}% to {100 * hi:.1f}%); the {effects.measure} effect size adds a "
-                   f"continuity correction, so its study estimate is not exactly {100 * xi / ni:.0f}%")
-    return out
+RUNNERS = {"leave_one_out": leave_one_out_analysis, "cumulative": cumulative_analysis,
+           "influence": influence_analysis, "gosh": gosh_analysis, "small_study": small_study_analysis,
+           "metareg": metareg_analysis, "inferred_sensitivity": inferred_sensitivity_analysis}
+"""Analysis name (:data:`metapool.registry.ANALYSES`) -> the function that runs it."""
+assert set(RUNNERS) == set(registry.ANALYSES), "every registered analysis has a runner"
 
 
 # --------------------------------------------------------------------------- labels
@@ -630,7 +677,7 @@ _INITIALS = re.compile(r"^[A-Z]{1,3}\.?$")
 
 def _surname(author) -> str:
     """``"He J"`` -> ``"He"``, ``"von Spee-Mayer C"`` -> ``"von Spee-Mayer"``; "" for NR/empty."""
-    text = "" if author is None or (isinstance(author, float) and np.isnan(author)) else str(author)
+    text = "" if author is None or (isinstance(author, float) and math.isnan(author)) else str(author)
     text = text.split(",")[0].strip()
     if text.upper() in ("", "NR", "NA", "NAN"):
         return ""
@@ -640,26 +687,30 @@ def _surname(author) -> str:
     return " ".join(words)
 
 
-def study_labels(studies: pd.DataFrame | None, ids: Iterable[str]) -> dict[str, str]:
+def study_labels(studies, ids: Iterable[str]) -> dict:
     """Readable study labels ("He 2020") from the study table's ``author`` and ``year``.
 
     The surname is the author field without trailing initials; a missing year gives "n.d.";
-    a study without an author (or not in the table) keeps its id.  Labels shared by several
+    a study without an author (or not in the table) keeps its key.  Labels shared by several
     studies of the table get a, b, ... in table order ("Humrich 2016a"), so the same table
-    always gives the same labels.  Returns ``{id: label}`` for ``ids``.
+    always gives the same labels.  Returns ``{key: label}`` for ``ids``.
     """
     ids = [str(i) for i in dict.fromkeys(ids)]
-    if studies is None or not len(studies) or "author" not in studies.columns:
+    table = as_records(studies)
+    if not table or not any("author" in r for r in table):
         return {i: i for i in ids}
-    table = studies.drop_duplicates("study")
-    years = (pd.to_numeric(table["year"], errors="coerce") if "year" in table.columns
-             else pd.Series(np.nan, index=table.index))
     base = {}
-    for sid, author, year in zip(table["study"].astype(str), table["author"], years):
-        name = _surname(author)
-        if name:
-            base[sid] = f"{name} {int(year)}" if np.isfinite(year) else f"{name} n.d."
-    groups: dict[str, list[str]] = {}
+    for r in table:
+        sid, name = str(r.get("study")), _surname(r.get("author"))
+        if not name or sid in base:
+            continue
+        year = r.get("year")
+        try:
+            year = int(float(year)) if year is not None else None
+        except ValueError:
+            year = None
+        base[sid] = f"{name} {year}" if year is not None else f"{name} n.d."
+    groups: dict = {}
     for sid, lab in base.items():
         groups.setdefault(lab, []).append(sid)
     out = {}
@@ -667,126 +718,3 @@ def study_labels(studies: pd.DataFrame | None, ids: Iterable[str]) -> dict[str, 
         for j, sid in enumerate(members):
             out[sid] = lab if len(members) == 1 else f"{lab}{chr(ord('a') + j % 26)}"
     return {i: out.get(i, i) for i in ids}
-
-
-# --------------------------------------------------------------------------- inferred sensitivity
-def _added_rows(ctx: AnalysisContext, statuses) -> pd.DataFrame:
-    ex = ctx.excluded
-    if "status" not in ex.columns or ex.empty:
-        return ex.iloc[0:0]
-    return ex[ex["status"].astype(str).str.lower().isin(statuses)].reset_index(drop=True)
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    frame = frame.dropna(axis=1, how="all")
-    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-
-
-def inferred_sensitivity_analysis(ctx: AnalysisContext, options: Mapping) -> dict:
-    """Every configured model refitted with the rows the status filter left out as INFERRED.
-
-    The evidence dossier keeps INFERRED numbers (a denominator not printed, a qualitative
-    statement turned into a count) out of the primary pools and allows them in sensitivity
-    analyses only.  This refits the outcome's models (same measure, methods and settings) on
-    the primary rows plus the outcome's rows whose status is in ``options["statuses"]``
-    (default :data:`SENSITIVITY_STATUSES`).  The fits are the same functions as the primary
-    analysis (validated against R metafor 3.8-1 ``rma``/``rma.mh``/``rma.glmm``); this only
-    chooses the rows.  ``fits`` holds ``MetaResult.to_dict()``; ``added`` the studies added with
-    their status, source and note; ``rows`` their data (used by :func:`fit_variant`).  Without
-    such rows: ``{"status": "not run: no inferred rows"}``.
-    """
-    extra = [str(s).lower() for s in options.get("statuses", SENSITIVITY_STATUSES)]
-    statuses = list(dict.fromkeys([*ctx.spec["status"], *extra]))
-    added = _added_rows(ctx, extra)
-    if added.empty:
-        return {"status": f"not run: no {'/'.join(extra)} rows", "statuses": statuses}
-    rows = pd.concat([ctx.rows, added], ignore_index=True, sort=False)
-    effects = _escalc(ctx.spec["measure"], rows, ctx.spec)
-    fits, notes = _fit_all(ctx.spec["methods"], effects, rows, ctx.spec, ctx.outcome)
-    notes += [f"{s} left out: {why}" for s, why in effects.dropped]
-    return {"status": "ok", "statuses": statuses, "k": int(effects.k), "k_primary": int(ctx.effects.k),
-            "added": _provenance(added), "rows": _records(added), "notes": notes,
-            "fits": [f.to_dict() for f in fits]}
-
-
-def sensitivity_fits(analysis: OutcomeAnalysis) -> list[MetaResult]:
-    """The stored fits of the inferred-sensitivity analysis (empty when it did not run)."""
-    from .results import result_from_dict
-
-    res = analysis.extras.get("inferred_sensitivity") or {}
-    return [result_from_dict(f) for f in res.get("fits", [])] if res.get("status") == "ok" else []
-
-
-# --------------------------------------------------------------------------- variants
-def variant_rows(analysis: OutcomeAnalysis, statuses: Iterable[str] | None = None) -> pd.DataFrame:
-    """The rows a variant fit uses: those that entered ``analysis``, or, with ``statuses``, the
-    rows of the outcome whose status is in ``statuses`` (the primary rows plus the rows the
-    inferred-sensitivity analysis stored).  Raises :class:`AnalysisError` when ``statuses`` asks
-    for rows that were left out and not stored."""
-    rows = analysis.effects.data
-    if rows is None:
-        raise AnalysisError(f"outcome {analysis.outcome!r}: the per-study rows are not stored")
-    if statuses is None:
-        return rows
-    want = {str(s).strip().lower() for s in statuses if str(s).strip()}
-    primary = [str(s).lower() for s in (analysis.extras.get("spec") or DEFAULTS).get("status", [])]
-    sens = analysis.extras.get("inferred_sensitivity") or {}
-    stored = set(primary) | {str(s).lower() for s in sens.get("statuses", [])}
-    missing = sorted(want - stored)
-    if missing:
-        raise AnalysisError(f"outcome {analysis.outcome!r}: rows with status {', '.join(missing)} are "
-                            f"not stored (primary statuses {', '.join(primary)}; switch on "
-                            f"analyses/inferred_sensitivity with statuses: [{', '.join(missing)}])")
-    parts = [rows]
-    if sens.get("rows"):
-        parts.append(pd.DataFrame.from_records(sens["rows"]))
-    allrows = pd.concat(parts, ignore_index=True, sort=False)
-    if "status" not in allrows.columns:
-        return allrows
-    return allrows[allrows["status"].astype(str).str.lower().isin(want)].reset_index(drop=True)
-
-
-def fit_variant(analysis: OutcomeAnalysis, measure: str | None = None, method: str | None = None,
-                studies: Iterable[str] | None = None, level: float | None = None,
-                statuses: Iterable[str] | None = None) -> MetaResult:
-    """Fit ``analysis``'s data again with another measure, method, subset of studies or set of
-    evidence statuses.
-
-    Used by the reproduction check: a published target may have pooled raw proportions (PR)
-    where the outcome is analysed on the logit scale, one dose subgroup only, or a row the
-    primary analysis leaves out (``statuses`` including ``inferred``: the rows stored by the
-    inferred-sensitivity analysis, see :func:`variant_rows`).  Without ``statuses`` the rows are
-    the ones that entered ``analysis`` (``effects.data``); settings come from
-    ``analysis.extras["spec"]``.  The fit itself is :mod:`metapool.models` / :mod:`metapool.counts`
-    / :mod:`metapool.glmm` (validated against R metafor 3.8-1).
-    """
-    spec = dict(analysis.extras.get("spec") or DEFAULTS)
-    if level is not None:
-        spec["level"] = level
-    measure = measure or analysis.effects.measure
-    method = method or analysis.primary.method
-    primary_set = {str(s).lower() for s in spec.get("status", [])}
-    if statuses is not None and {str(s).strip().lower() for s in statuses if str(s).strip()} == primary_set:
-        statuses = None
-    rows = variant_rows(analysis, statuses)
-    if studies is not None:
-        keep = set(map(str, studies))
-        rows = rows[rows["study"].astype(str).isin(keep)].reset_index(drop=True)
-    if rows.empty:
-        raise AnalysisError(f"outcome {analysis.outcome!r}: no studies left for this variant")
-    if (measure == analysis.effects.measure and studies is None and level is None and statuses is None
-            and method in [f.method for f in analysis.fits]):
-        return analysis.fit(method)
-    effects = _escalc(measure, rows, spec)
-    if effects.k < 2 and method not in FIXED_METHODS:
-        method = "FE"   # with one study every model returns the study's own estimate
-    return _fit_one(method, effects, rows, spec)
-
-
-register_analysis("leave_one_out", leave_one_out_analysis)
-register_analysis("cumulative", cumulative_analysis)
-register_analysis("influence", influence_analysis)
-register_analysis("gosh", gosh_analysis)
-register_analysis("small_study", small_study_analysis)
-register_analysis("metareg", metareg_analysis)
-register_analysis("inferred_sensitivity", inferred_sensitivity_analysis)

@@ -15,11 +15,11 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from . import dist
 
 from . import models
 from .metareg import meta_regression
-from .results import MetaResult, _frozen_array, _jsonable
+from .results import MetaResult, Record, array_field
 
 __all__ = ["POWER_NOTE", "RegressionTest", "RankTest", "TrimFill", "regression_test", "egger_test",
            "peters_test", "begg_test", "trim_and_fill", "kendall_exact_cdf"]
@@ -43,15 +43,11 @@ def _as_arrays(yi, vi):
     return y, v
 
 
-def _to_dict(obj) -> dict:
-    return _jsonable({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
-
-
 # ---------------------------------------------------------------------------------------------
 # regression tests (Egger, Peters)
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class RegressionTest:
+class RegressionTest(Record):
     """A regression test for funnel-plot asymmetry (metafor ``regtest``).
 
     Attributes
@@ -98,9 +94,6 @@ class RegressionTest:
     power_note: str | None = None
     notes: tuple = ()
 
-    def to_dict(self) -> dict:
-        return _to_dict(self)
-
 
 def _wls_lm(y, X, w, level):
     """Weighted lm with estimated dispersion (R's ``lm(y ~ X - 1, weights = w)`` + summary)."""
@@ -112,7 +105,7 @@ def _wls_lm(y, X, w, level):
     df = k - p
     sigma2 = float(np.sum(w * e**2) / df)
     se = np.sqrt(np.diag(A_inv) * sigma2)
-    crit = stats.t.ppf(0.5 + level / 2, df)
+    crit = dist.t_ppf(0.5 + level / 2, df)
     return beta, se, float(df), crit
 
 
@@ -174,7 +167,7 @@ def regression_test(yi, vi, *, predictor="sei", ni=None, model="lm", method="REM
     if model == "lm":
         beta, se, df, crit = _wls_lm(y, X, 1 / v, level)
         stat = beta[1] / se[1]
-        pval = float(2 * stats.t.sf(abs(stat), df))
+        pval = float(2 * dist.t_sf(abs(stat), df))
         est, lb, ub, tau2, meth = beta[0], beta[0] - crit * se[0], beta[0] + crit * se[0], math.nan, "WLS"
         slope, slope_se = beta[1], se[1]
     else:
@@ -225,7 +218,7 @@ def peters_test(yi, vi, ni, model="lm", *, method="REML", test="z", level=0.95) 
 # Begg's rank correlation test
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class RankTest:
+class RankTest(Record):
     """Begg and Mazumdar's rank correlation test (metafor ``ranktest``).
 
     Attributes
@@ -249,9 +242,6 @@ class RankTest:
     exact: bool
     power_note: str | None = None
     notes: tuple = ()
-
-    def to_dict(self) -> dict:
-        return _to_dict(self)
 
 
 def kendall_exact_cdf(q: int, n: int) -> float:
@@ -308,6 +298,11 @@ def begg_test(yi, vi) -> RankTest:
     w = 1 / v
     mu = np.sum(w * y) / w.sum()
     ystar = (y - mu) / np.sqrt(v - 1 / w.sum())
+    for name, a in (("variance", v), ("standardised effect size", ystar)):
+        if np.unique(a).size == 1:
+            # Kendall's tau is 0/0; metafor's ranktest returns tau and p as NA here
+            raise ValueError(f"every study has the same {name}, so Kendall's tau is undefined "
+                             "(metafor returns NA)")
     tau = _kendall_tau_b(ystar, v)
     ties = min(np.unique(ystar).size, np.unique(v).size) < k
     notes = []
@@ -330,7 +325,7 @@ def begg_test(yi, vi) -> RankTest:
     var_s = (v0 - vt - vu) / 18 + v1 / (2 * k * (k - 1)) + v2 / (9 * k * (k - 1) * (k - 2))
     z = s / math.sqrt(var_s)
     notes.append("ties in the data: normal approximation with tie correction instead of the exact test")
-    return RankTest(k=k, tau=tau, stat=float(z), pval=float(2 * stats.norm.sf(abs(z))), exact=False,
+    return RankTest(k=k, tau=tau, stat=float(z), pval=float(2 * dist.norm_sf(abs(z))), exact=False,
                     power_note=_power_note(k), notes=tuple(notes))
 
 
@@ -338,7 +333,7 @@ def begg_test(yi, vi) -> RankTest:
 # trim and fill
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class TrimFill:
+class TrimFill(Record):
     """Result of Duval and Tweedie's trim-and-fill method (metafor ``trimfill``).
 
     Attributes
@@ -373,25 +368,13 @@ class TrimFill:
     se_k0: float
     p_k0: float
     method: str
-    yi: np.ndarray
-    vi: np.ndarray
-    filled: np.ndarray
-    fit: MetaResult
+    yi: np.ndarray = array_field()
+    vi: np.ndarray = array_field()
+    filled: np.ndarray = array_field(bool)
+    fit: MetaResult = None
     power_note: str | None = None
     notes: tuple = field(default=())
 
-    def __post_init__(self):
-        object.__setattr__(self, "yi", _frozen_array(self.yi))
-        object.__setattr__(self, "vi", _frozen_array(self.vi))
-        f = np.array(self.filled, dtype=bool, copy=True)
-        f.setflags(write=False)
-        object.__setattr__(self, "filled", f)
-
-    def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "fit"}
-        d["filled"] = [bool(b) for b in self.filled]
-        d["fit"] = self.fit.to_dict()
-        return _jsonable(d)
 
 
 def _pooled_estimate(y, v, method):

@@ -40,11 +40,19 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 __all__ = ["ConfigError", "read_config", "locate", "config_error", "schema_problems", "check_paths",
-           "config_paths", "path_problem", "check_outcome_keys", "check_outcome", "setting_keys",
+           "config_paths", "path_problem", "check_outcome_keys", "setting_keys", "check_numbers",
            "OUTCOME_KEY"]
 
-OUTCOME_KEY = re.compile(r"^[A-Za-z0-9_]+$")
-"""Outcome keys become file names (``results/pooled/{outcome}.json``): letters, digits, ``_``."""
+OUTCOME_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
+"""Outcome keys become file names (``results/pooled/{outcome}.json``): 1 to 64 letters, digits or
+``_``, matched with ``fullmatch`` (``$`` would accept a final newline)."""
+
+MAX_CONFIG_BYTES = 1024 * 1024
+"""Largest config file read; a bigger one is refused before it is parsed."""
+MAX_ALIASES = 100
+"""Most YAML aliases (``*name``) allowed; an alias bomb expands a 1 KB file to gigabytes."""
+MAX_NODES = 200_000
+"""Most values the config may expand to (aliases counted with the size of what they repeat)."""
 
 PATH_KEYS = ("studies", "tables", "targets")
 _PATH_SUFFIXES = ("file", "files", "path", "paths", "csv", "dir")
@@ -141,14 +149,25 @@ def read_config(path) -> dict:
         what = "is a directory, not a file" if p.is_dir() else "file not found"
         raise ConfigError(path, allowed=f"{what} (looked in {Path.cwd()}); the workflow reads "
                                         "config.yaml from the working directory (--directory)")
+    size = p.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(path, allowed=f"the file has {size:,} bytes; a config of at most "
+                                        f"{MAX_CONFIG_BYTES // 1024} KiB is read (put data in CSV files "
+                                        "listed under tables:)")
     try:
         text = p.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(path, allowed=f"not UTF-8 text ({exc.reason} at byte {exc.start}); save "
                                         "the file as UTF-8") from None
+    m = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
+    if m:
+        line = text.count("\n", 0, m.start()) + 1
+        raise ConfigError(path, line, None, allowed=f"a control character (\\x{ord(m.group()):02x}) is not "
+                                                    "allowed in the config file")
     if not text.strip():
         raise ConfigError(path, allowed="the file is empty; expected studies:, tables: and outcomes: "
                                         "(see docs/workflow.md)")
+    _check_expansion(path, text)
     try:
         data = yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
     except _Duplicate as d:
@@ -183,6 +202,49 @@ def read_config(path) -> dict:
                           "YTE templating runs Python code from the config file; remove the key "
                           "(the config must be plain data)")
     return data
+
+
+def _check_expansion(path, text: str) -> None:
+    """Refuse YAML whose aliases would expand it beyond :data:`MAX_NODES` values (an alias bomb),
+    before anything is built: one pass over the parser events, counting each alias as the size
+    of the node it repeats."""
+    import yaml
+
+    sizes: dict = {}          # anchor -> number of values in its node
+    stack: list = []          # [anchor, count] of the open collections
+    total, aliases = 0, 0
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        for ev in yaml.parse(text, Loader=base):
+            if isinstance(ev, yaml.AliasEvent):
+                aliases += 1
+                n = sizes.get(ev.anchor, 1)
+                if aliases > MAX_ALIASES:
+                    raise ConfigError(path, ev.start_mark.line + 1, ev.start_mark.column + 1,
+                                      allowed=f"more than {MAX_ALIASES} YAML aliases (*name); write the "
+                                              "values out")
+            elif isinstance(ev, (yaml.ScalarEvent,)):
+                n = 1
+                if ev.anchor:
+                    sizes[ev.anchor] = 1
+            elif isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                stack.append([ev.anchor, 1])
+                continue
+            elif isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                anchor, n = stack.pop()
+                if anchor:
+                    sizes[anchor] = n
+            else:
+                continue
+            total += n
+            if stack:
+                stack[-1][1] += n
+            if total > MAX_NODES or any(c > MAX_NODES for _, c in stack[-1:]):
+                raise ConfigError(path, ev.start_mark.line + 1, ev.start_mark.column + 1,
+                                  allowed=f"the YAML expands to more than {MAX_NODES:,} values (aliases "
+                                          "repeat the nodes they name); write a plain config")
+    except yaml.YAMLError:
+        return                  # the full parse below reports the syntax error with its location
 
 
 def _yaml_hint(text: str, mark) -> str:
@@ -390,13 +452,12 @@ def check_paths(config: Mapping, files: Sequence = ("config.yaml",), *, must_exi
 def check_outcome_keys(config: Mapping, files: Sequence = ("config.yaml",)) -> None:
     """Outcome keys are file-name safe (letters, digits, '_'): outputs stay inside results/."""
     for key in (config.get("outcomes") or {}):
-        if not isinstance(key, str) or not OUTCOME_KEY.match(key):
+        if not isinstance(key, str) or not OUTCOME_KEY.fullmatch(key):
             raise config_error(files, ["outcomes"], _NO_VALUE,
-                         f"outcome key {key!r} is not allowed: letters, digits and '_' only (the key "
-                         "becomes a file name in results/)", key_name=str(key))
+                               f"outcome key {key!r} is not allowed: 1 to 64 letters, digits and '_' "
+                               "only (the key becomes a file name in results/)", key_name=str(key))
 
 
-# --------------------------------------------------------------------------- outcome vs data
 def setting_keys(config: Mapping, outcome: str, name: str) -> list:
     """Where an outcome's setting ``name`` comes from: its own entry, ``defaults`` or neither."""
     own = (config.get("outcomes") or {}).get(outcome) or {}
@@ -407,48 +468,20 @@ def setting_keys(config: Mapping, outcome: str, name: str) -> list:
     return ["outcomes", outcome]
 
 
-def check_outcome(outcome: str, spec: Mapping, kind: str, columns: Iterable[str], where: str,
-                  files: Sequence = ("config.yaml",), config: Mapping | None = None) -> None:
-    """The outcome's measure, methods and subgroup fit its data (the checks the job would make).
+def check_numbers(config: Mapping, files: Sequence = ("config.yaml",)) -> None:
+    """Every number in the config is finite: YAML's ``.nan`` and ``.inf`` pass a JSON schema's
+    ``type: number`` and every comparison with it is false, so they are refused here."""
+    import math
 
-    Parameters
-    ----------
-    outcome, spec : the outcome key and its resolved settings (``analysis.resolve_spec``).
-    kind : the kind of its data rows (``metapool.data``: proportion, binary, ...).
-    columns : columns available for a subgroup (outcome rows and study table).
-    where : where the rows are (e.g. ``data/raw/proportions.csv, line 2``), for the message.
-    files, config : the config files (for line numbers) and the config itself (to point at
-        ``outcomes/{outcome}/methods`` or ``defaults/methods``, wherever the methods were set).
+    def walk(node, keys):
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, keys + [k])
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, keys + [i])
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise config_error(files, keys, node, "a finite number (.nan and .inf are not numbers a "
+                                                  "setting can take)")
 
-    Raises
-    ------
-    ConfigError
-        Located at ``outcomes/{outcome}/measure`` (or ``methods``, ``subgroup``).
-    """
-    from metapool.analysis import COUNT_METHODS, GLMM_METHODS
-    from metapool.effects import MEASURES
-
-    measure = str(spec.get("measure", ""))
-    keys = ["outcomes", outcome]
-    if measure.upper() not in MEASURES.get(kind, ()):
-        raise config_error(files, keys + ["measure"], measure,
-                     f"outcome {outcome!r} has {kind} data ({where}); measures for {kind} data: "
-                     f"{', '.join(MEASURES.get(kind, ()))}")
-    methods = [str(m) for m in spec.get("methods", [])]
-    mkeys = setting_keys(config or {}, outcome, "methods")
-    for m in methods:
-        if m in COUNT_METHODS and kind != "binary":
-            raise config_error(files, mkeys, m, f"{m} pools two-arm counts (events_treat, total_treat, "
-                                          f"events_ctrl, total_ctrl); outcome {outcome!r} has {kind} data "
-                                          f"({where})")
-        if m == "MH" and measure.upper() not in ("OR", "RR", "RD"):
-            raise config_error(files, mkeys, m, f"MH pools OR, RR or RD; outcome {outcome!r} uses {measure}")
-        if m in GLMM_METHODS and (kind != "proportion" or measure.upper() != "PLO"):
-            raise config_error(files, mkeys, m, f"GLMM needs single-arm counts and measure PLO; outcome "
-                                          f"{outcome!r} has {kind} data with {measure}")
-    sub = spec.get("subgroup")
-    cols = list(dict.fromkeys(str(c) for c in columns))
-    if sub and sub not in cols:
-        raise config_error(files, keys + ["subgroup"], sub,
-                     "a column of the study table or of the outcome's rows" + _suggest(sub, cols)
-                     + f" (columns: {', '.join(cols)})")
+    walk(config, [])

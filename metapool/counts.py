@@ -23,11 +23,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
-from scipy.stats import chi2, norm
+
+from . import dist
 
 from .effects import escalc
 from .results import MetaResult
+from .rows import as_records, numbers
 
 __all__ = ["mantel_haenszel", "peto", "MH_MEASURES", "COUNT_COLUMNS"]
 
@@ -37,25 +38,27 @@ MH_MEASURES = ("OR", "RR", "RD")
 COUNT_COLUMNS = ("events_treat", "total_treat", "events_ctrl", "total_ctrl")
 
 
-def _tables(data: pd.DataFrame, measure: str, add: float, to: str, drop00: bool):
+def _tables(data, measure: str, add: float, to: str, drop00: bool):
     """Validated 2x2 tables and metafor's per-study yi/vi (NaN where escalc drops the study).
 
     Returns ``study, a, b, c, d, yi, vi, notes``; validation and the continuity-corrected
     per-study values come from :func:`metapool.effects.escalc` (messages name study and column).
     """
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    missing = [c for c in ("study",) + COUNT_COLUMNS if c not in data.columns]
+    if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__") and not hasattr(data, "to_dict"):
+        raise TypeError(f"data must be records or a table, not {type(data).__name__}")
+    data = as_records(data)
+    if len(data) == 0:
+        raise ValueError("no studies to pool (the table has no rows)")
+    missing = [c for c in ("study",) + COUNT_COLUMNS if not any(c in r for r in data)]
     if missing:
         raise ValueError("two-arm count data need the columns study, " + ", ".join(COUNT_COLUMNS)
                          + "; missing: " + ", ".join(missing))
-    if len(data) == 0:
-        raise ValueError("no studies to pool (the table has no rows)")
-    data = data.reset_index(drop=True)
-    es = escalc(measure, data[["study", *COUNT_COLUMNS]], add=add, to=to, drop00=drop00, kind="binary")
-    study = tuple(str(s) for s in data["study"])
-    a, n1, c, n2 = (pd.to_numeric(data[col]).to_numpy(dtype=float) for col in COUNT_COLUMNS)
-    pos = pd.Index(study).get_indexer(es.study)
+    data = [{c: r.get(c) for c in ("study",) + COUNT_COLUMNS} for r in data]
+    es = escalc(measure, data, add=add, to=to, drop00=drop00, kind="binary")
+    study = tuple(str(r["study"]) for r in data)
+    a, n1, c, n2 = (numbers(data, col) for col in COUNT_COLUMNS)
+    index = {s: i for i, s in enumerate(study)}
+    pos = np.array([index[s] for s in es.study], dtype=int)
     yi = np.full(len(study), np.nan)
     vi = np.full(len(study), np.nan)
     yi[pos], vi[pos] = es.yi, es.vi
@@ -67,7 +70,7 @@ def _heterogeneity(Q: float, k_yi: int) -> dict:
     """Q test, I² = 100 (Q - df)/Q and H² = Q/df as metafor's rma.mh/rma.peto report them."""
     if k_yi > 1:
         df = k_yi - 1
-        return {"Q": Q, "Q_df": float(df), "Q_pval": float(chi2.sf(Q, df)),
+        return {"Q": Q, "Q_df": float(df), "Q_pval": float(dist.chi2_sf(Q, df)),
                 "I2": max(0.0, 100 * (Q - df) / Q) if Q > 0 else 0.0, "H2": Q / df}
     return {"Q": 0.0, "Q_df": 0.0, "Q_pval": 1.0, "I2": 0.0, "H2": 1.0}
 
@@ -75,9 +78,9 @@ def _heterogeneity(Q: float, k_yi: int) -> dict:
 def _inference(beta: float, se: float, level: float) -> dict:
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1 (e.g. 0.95); got {level!r}")
-    z = norm.ppf(0.5 + level / 2)
+    z = dist.norm_ppf(0.5 + level / 2)
     stat = beta / se if se > 0 else math.nan
-    return {"estimate": beta, "se": se, "stat": stat, "pval": float(2 * norm.sf(abs(stat))),
+    return {"estimate": beta, "se": se, "stat": stat, "pval": float(2 * dist.norm_sf(abs(stat))),
             "ci_lb": beta - z * se, "ci_ub": beta + z * se}
 
 
@@ -114,7 +117,7 @@ def _percent(w: np.ndarray) -> np.ndarray:
     return 100 * w / total if total > 0 else np.full(w.shape, math.nan)
 
 
-def mantel_haenszel(data: pd.DataFrame, measure: str, *, level: float = 0.95, add: float = 0.5,
+def mantel_haenszel(data, measure: str, *, level: float = 0.95, add: float = 0.5,
                     to: str = "only0", drop00: bool = True) -> MetaResult:
     """Mantel-Haenszel common-effect pooling of 2x2 tables (OR, RR or RD).
 
@@ -169,7 +172,7 @@ def mantel_haenszel(data: pd.DataFrame, measure: str, *, level: float = 0.95, ad
                       **_inference(beta, se, level), **het)
 
 
-def peto(data: pd.DataFrame, *, level: float = 0.95, add: float = 0.5, to: str = "only0",
+def peto(data, *, level: float = 0.95, add: float = 0.5, to: str = "only0",
          drop00: bool = True) -> MetaResult:
     """Peto's one-step pooled odds ratio of 2x2 tables.
 

@@ -1,48 +1,55 @@
-"""Read and validate the study table and the outcome data tables.
+"""Read and validate the study table, the outcome tables and the published targets.
 
-Every problem is reported as a :class:`DataError` whose message names the file, the line as a
-spreadsheet or editor shows it (the header is line 1), the column, the value and what is
-allowed, e.g.::
+One reader serves the workflow (while Snakemake parses it, before any job) and the command line.
+It imports only the standard library, so a run with nothing to do stays fast; rows come back as
+plain records (``dict`` per row: numbers as ``float``, text as ``str``, empty cells as ``None``).
+
+Every problem is a :class:`DataError` whose message names the file, the line as a spreadsheet or
+editor shows it (the header is line 1), the column, the value and what is allowed, e.g.::
 
     data/raw/proportions.csv, line 7, column 'events': value '31' is not allowed: events must
     not exceed total (29)
 
 Tables
 ------
-Study table (:func:`load_studies`): ``study`` (unique key) plus descriptive columns (``author,
-year, design, disease, dose_regimen, n, country, registration, source``, ...).
+Study table (:func:`load_studies`): ``study`` (unique key) plus descriptive columns
+(:data:`STUDY_COLUMNS`).
 
 Outcome tables (:func:`load_tables`), one row per study x outcome; the *kind* of a table is read
-from its columns (the data contract of DESIGN.md, :data:`KIND_COLUMNS`):
+from its columns (:data:`KIND_COLUMNS`):
 
 ============= =============================================================================
 proportion    ``events, total``
 binary        ``events_treat, total_treat, events_ctrl, total_ctrl``
 continuous    ``mean_treat, sd_treat, n_treat, mean_ctrl, sd_ctrl, n_ctrl``
 prepost       ``n`` and, for each of ``pre``/``post``, ``mean_*, sd_*`` or ``median_*`` with
-              ``min_*, max_*`` and/or ``q1_*, q3_*`` (converted, :mod:`metapool.convert`);
-              optional ``r``
+              ``min_*, max_*`` and/or ``q1_*, q3_*`` (converted to a mean and SD when the
+              effect sizes are computed, :mod:`metapool.convert`); optional ``r``
 generic       ``yi`` with ``vi``, ``sei`` or ``ci_lb, ci_ub``
 ============= =============================================================================
 
 Every outcome row also needs ``study``, ``outcome``, ``source`` and ``status`` (one of
-:data:`STATUSES`, case-insensitive); ``note`` and any other column are kept.
+:data:`STATUSES`, case-insensitive); ``note``, ``quote``, ``timepoint`` and ``conversion`` are
+kept as provenance.
 
-File format: UTF-8 CSV with a header line.  A byte-order mark (Excel "CSV UTF-8") is accepted
-silently.  A semicolon-separated file (Excel in locales with a decimal comma) is accepted when its
-header line has semicolons and no commas; numbers must still use a decimal point, and a decimal
-comma is reported with that hint.
+File format: UTF-8 CSV with a header line.  A byte-order mark (Excel "CSV UTF-8") is accepted.  A
+semicolon-separated file (Excel in locales with a decimal comma) is accepted when its header line
+has semicolons and no commas; numbers must still use a decimal point, and a decimal comma is
+reported with that hint.  Column names are matched case-insensitively (``Events`` is ``events``);
+two columns that differ only by case are an error.
 
-Checks (each a :class:`DataError`): empty file or no data rows; missing or misspelt columns
-(closest valid name suggested with :mod:`difflib`); empty required cells; non-numeric cells;
-negative or fractional counts; events > total; total < 1; SD <= 0; n < 2; variance <= 0; r
-outside [-1, 1]; CI bounds out of order; median summaries out of order; duplicate study x outcome
-rows (across all tables); an outcome row whose study is not in the study table; a status outside
-the allowed set; the same outcome in tables of different kinds.  The per-table JSON schemas in
-``workflow/schemas/`` are applied after these checks as a second line of defence (their
-messages are rewritten into the same form).
+Checks (each a :class:`DataError`): file missing, not a file, larger than :data:`MAX_FILE_BYTES`,
+not UTF-8, empty, header only; empty, duplicated or case-duplicated column names; rows with too
+many or too few cells; cells longer than :data:`MAX_CELL_CHARS` or holding control characters (NUL);
+missing or misspelt columns (closest name suggested); empty required cells; non-numeric or
+non-finite numbers; negative, fractional or implausibly large counts (> :data:`MAX_COUNT`); events >
+total; total < 1; SD <= 0; n < 2; variance <= 0; r outside [-1, 1]; CI bounds out of order; median
+summaries out of order or incomplete; duplicate study x outcome rows (across all tables); an
+outcome row whose study is not in the study table; a status outside the allowed set; the same
+outcome in tables of different kinds; target rows with a bad id, number, measure, model or status.
 
-Validated against: ``tests/test_data.py`` (one small bad file per check).
+Validated against: ``tests/test_data.py`` (one small bad file per check) and
+``tests/test_fuzz_data.py`` (generated tables: every rejection is a located DataError).
 """
 from __future__ import annotations
 
@@ -54,17 +61,12 @@ import re
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-import numpy as np
-import pandas as pd
+from .registry import KINDS, MEASURES, METHODS, STATUSES
 
-from .convert import conversion_label, median_to_mean_sd
-
-__all__ = ["DataError", "STATUSES", "KIND_COLUMNS", "COUNT_COLUMNS", "load_studies", "load_tables",
-           "load_targets", "outcome_frame", "read_csv_table", "detect_table_kind", "SCHEMA_FILES"]
-
-STATUSES = ("reported", "derived", "secondary", "inferred")
-"""Evidence status of a number: printed / back-calculated exactly / printed by another source /
-dependent on an assumption (see data/README.md)."""
+__all__ = ["DataError", "STATUSES", "KIND_COLUMNS", "COUNT_COLUMNS", "STUDY_COLUMNS", "TARGET_COLUMNS",
+           "load_studies", "load_tables", "load_table", "load_targets", "read_csv_table",
+           "detect_table_kind", "outcome_rows", "MAX_FILE_BYTES", "MAX_CELL_CHARS", "MAX_COUNT",
+           "ID_PATTERN"]
 
 BASE_COLUMNS = ("study", "outcome", "source", "status")
 PROVENANCE_COLUMNS = ("note", "conversion", "timepoint", "quote", "arm")
@@ -78,7 +80,7 @@ KIND_COLUMNS = {
     "prepost": ("n",),
     "generic": ("yi",),
 }
-"""Columns that every row of a table of each kind needs (besides :data:`BASE_COLUMNS`)."""
+"""Columns that every row of a table of each kind needs (besides the base columns)."""
 
 OPTIONAL = {
     "proportion": (),
@@ -88,23 +90,31 @@ OPTIONAL = {
     "generic": ("vi", "sei", "ci_lb", "ci_ub", "n", "measure"),
 }
 COUNT_COLUMNS = ("events", "total", "events_treat", "total_treat", "events_ctrl", "total_ctrl")
-SD_COLUMNS = ("sd_pre", "sd_post", "sd_treat", "sd_ctrl", "sei")
 N_COLUMNS = ("n", "n_treat", "n_ctrl")
-TEXT_COLUMNS = BASE_COLUMNS + PROVENANCE_COLUMNS + ("measure",)
+NUMERIC_COLUMNS = tuple(dict.fromkeys(
+    c for k in KINDS for c in KIND_COLUMNS[k] + OPTIONAL[k] if c != "measure"))
 
 STUDY_COLUMNS = ("study", "author", "year", "design", "disease", "dose_regimen", "regimen", "n",
                  "n_control", "country", "registration", "source", "note")
 STUDY_NUMERIC = ("year", "n", "n_control")
 
-SCHEMA_FILES = {"studies": "studies.schema.yaml", "proportion": "proportions.schema.yaml",
-                "binary": "two_arm.schema.yaml", "prepost": "prepost.schema.yaml",
-                "targets": "published_targets.schema.yaml"}
-"""JSON schema (in ``workflow/schemas/``) applied to each table kind."""
+TARGET_COLUMNS = ("target_id", "paper", "outcome", "subgroup", "model", "measure", "published_measure",
+                  "estimate", "ci_lb", "ci_ub", "decimals", "p", "i2", "k", "n", "statuses",
+                  "assumption", "missing", "as_printed", "source", "note", "duplicate_of")
+TARGET_NUMERIC = ("estimate", "ci_lb", "ci_ub", "decimals")
 
-TARGET_COLUMNS = ("target_id", "paper", "outcome", "subgroup", "model", "measure", "estimate",
-                  "ci_lb", "ci_ub", "decimals", "assumption", "missing", "source")
-
-_OUTCOME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+MAX_FILE_BYTES = 20 * 1024 * 1024
+"""Largest data file read (a bigger one is refused at once, before it is read)."""
+MAX_CELL_CHARS = 20_000
+"""Longest cell (a quote or note); a longer one is refused (it would bloat every output)."""
+MAX_COUNT = 1e9
+"""Largest count or sample size accepted (a billion patients is not a trial; 1e308 would overflow)."""
+MAX_ABS = 1e12
+"""Largest absolute value of a mean, SD, median or effect size accepted."""
+ID_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")
+"""Outcome keys and target ids become file names: letters, digits, '_' (matched in full)."""
+_MISSING = {"", "NA", "NAN", "NR", "N/A"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 # --------------------------------------------------------------------------- errors
@@ -130,7 +140,10 @@ class DataError(ValueError):
 
 def _show(v) -> str:
     s = "" if v is None else str(v)
-    return "'' (empty)" if s.strip() == "" else repr(s if len(s) <= 60 else s[:57] + "...")
+    if s.strip() == "":
+        return "'' (empty)"
+    s = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+    return repr(s if len(s) <= 60 else s[:57] + "...")
 
 
 def _suggest(name: str, candidates: Iterable[str], cutoff: float = 0.75) -> str:
@@ -139,40 +152,79 @@ def _suggest(name: str, candidates: Iterable[str], cutoff: float = 0.75) -> str:
     return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
+def _where(line) -> str:
+    return line if isinstance(line, str) else f"line {line}"
+
+
 # --------------------------------------------------------------------------- reading
-def read_csv_table(path) -> tuple[pd.DataFrame, list[int]]:
-    """Read a CSV file as strings; return the frame and the editor line number of each row.
+class CsvTable:
+    """A CSV file read as text: header, cells (stripped strings) and the editor line of each row."""
+
+    def __init__(self, path, header: list, rows: list, lines: list, header_line="line 1"):
+        self.path, self.header, self.rows, self.lines = str(path), header, rows, lines
+        self.header_line = header_line
+
+    def fail(self, i, column, value, allowed):
+        raise DataError(self.path, self.lines[i], column, value, allowed)
+
+    def col(self, name) -> list:
+        j = self.header.index(name)
+        return [r[j] for r in self.rows]
+
+    def has(self, name) -> bool:
+        return name in self.header
+
+    def cell(self, i, name) -> str:
+        return self.rows[i][self.header.index(name)] if name in self.header else ""
+
+
+def read_csv_table(path) -> CsvTable:
+    """Read a CSV file as stripped strings with the editor line number of each row.
 
     Accepts a UTF-8 byte-order mark and a semicolon delimiter (see the module docstring).
-    Raises DataError for a missing, empty or unreadable file, a header without data rows,
-    empty or duplicated column names and rows with too many cells.
+    Raises DataError for a missing, oversized, empty or unreadable file, a header without data
+    rows, empty, duplicated or case-duplicated column names, rows with too many or too few cells,
+    and cells that are too long or hold control characters.
     """
     p = Path(path)
     if not p.exists():
         raise DataError(path, allowed="file not found")
+    if not p.is_file():
+        raise DataError(path, allowed="a file, not a directory")
+    size = p.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise DataError(path, allowed=f"the file has {size:,} bytes; data files up to "
+                                      f"{MAX_FILE_BYTES // 2**20} MiB are read")
     raw = p.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(path, allowed=f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the "
                                       "file as 'CSV UTF-8'") from None
+    return parse_csv_text(path, text)
+
+
+def parse_csv_text(path, text: str) -> CsvTable:
+    """The parsing half of :func:`read_csv_table` (``text`` already decoded)."""
     if not text.strip():
         raise DataError(path, allowed="the file is empty; expected a header line and one row per record")
     first = text.lstrip("\r\n").splitlines()[0]
     delim = ";" if (";" in first and "," not in first) else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     records, lines, start = [], [], 1
-    header = None
-    for rec in reader:
-        line, start = start, reader.line_num + 1
-        if not any(c.strip() for c in rec):
-            continue                                   # blank line
-        if header is None:
-            header = [c.strip() for c in rec]
-            header_line = line
-            continue
-        records.append(rec)
-        lines.append(line)
+    header, header_line = None, 1
+    try:
+        for rec in reader:
+            line, start = start, reader.line_num + 1
+            if not any(c.strip() for c in rec):
+                continue                                   # blank line
+            if header is None:
+                header, header_line = [c.strip() for c in rec], line
+                continue
+            records.append(rec)
+            lines.append(line)
+    except csv.Error as exc:
+        raise DataError(path, start, None, None, f"not readable as CSV ({exc})") from None
     if header is None:
         raise DataError(path, allowed="the file is empty; expected a header line")
     for i, name in enumerate(header):
@@ -180,85 +232,104 @@ def read_csv_table(path) -> tuple[pd.DataFrame, list[int]]:
             raise DataError(path, header_line, None, None,
                             f"column {i + 1} of the header has no name (an empty or stray "
                             f"'{delim}' in the header?)")
-    dup = sorted({h for h in header if header.count(h) > 1})
-    if dup:
-        raise DataError(path, header_line, dup[0], None, "the column name appears more than once")
+        bad = _cell_problem(name)
+        if bad:
+            raise DataError(path, header_line, None, name, bad)
+    lower = [h.lower() for h in header]
+    for i, name in enumerate(lower):
+        if lower.index(name) != i:
+            first_name = header[lower.index(name)]
+            if first_name == header[i]:
+                raise DataError(path, header_line, header[i], None, "the column name appears more than once")
+            raise DataError(path, header_line, header[i], None,
+                            f"the column names {first_name!r} and {header[i]!r} differ only by case; "
+                            "column names are case-insensitive, so keep one of them")
     if not records:
         raise DataError(path, allowed="the file has a header but no data rows")
     width = len(header)
+    rows = []
     for rec, line in zip(records, lines):
         if len(rec) > width and any(c.strip() for c in rec[width:]):
             extra = next(c for c in rec[width:] if c.strip())
-            raise DataError(path, line, None, extra,
-                            f"the row has {len(rec)} cells but the header has {width} columns "
-                            f"(a '{delim}' inside a value must be quoted)")
-    rows = [(rec + [""] * width)[:width] for rec in records]
-    frame = pd.DataFrame(rows, columns=header, dtype=object)
-    frame = frame.apply(lambda c: c.str.strip())
-    return frame, lines
+            raise DataError(path, line, None, None,
+                            f"the row has {len(rec)} cells but the header has {width} columns, so it "
+                            f"is too long (the surplus starts with {_show(extra)}; a '{delim}' inside "
+                            f"a value must be quoted)")
+        if len(rec) < width:
+            raise DataError(path, line, header[len(rec)], None,
+                            f"the row has {len(rec)} cells but the header has {width} columns, so it "
+                            f"is too short: column {header[len(rec)]!r} and the ones after it are "
+                            f"missing (end the row with '{delim}' for each empty cell)")
+        cells = [c.strip() for c in rec[:width]]
+        for name, c in zip(header, cells):
+            bad = _cell_problem(c)
+            if bad:
+                raise DataError(path, line, name, c, bad)
+        rows.append(cells)
+    return CsvTable(path, header, rows, lines, header_line)
 
 
-# --------------------------------------------------------------------------- cell checks
-class _Table:
-    """A table being validated: frame of strings, editor line per row, location helpers."""
-
-    def __init__(self, path, frame: pd.DataFrame, lines: Sequence, header_line="line 1"):
-        self.path, self.frame, self.lines, self.header_line = path, frame, list(lines), header_line
-
-    def fail(self, row_pos, column, value, allowed):
-        raise DataError(self.path, self.lines[row_pos], column, value, allowed)
-
-    def numbers(self, column, *, required: bool) -> np.ndarray:
-        """Column as floats (NaN for empty cells); non-numeric cells and missing required ones fail."""
-        s = self.frame[column].fillna("").astype(str).str.strip()
-        empty = s.eq("") | s.str.upper().isin(["NA", "NAN", "NR"])
-        num = pd.to_numeric(s.where(~empty, None), errors="coerce").astype(float)
-        bad = ~empty & ~np.isfinite(num)
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            hint = ("a number with a decimal point (this cell has a decimal comma)"
-                    if re.fullmatch(r"-?\d+,\d+", s.iloc[i]) else "a number")
-            self.fail(i, column, s.iloc[i], hint)
-        if required and empty.any():
-            i = int(np.flatnonzero(empty.to_numpy())[0])
-            self.fail(i, column, s.iloc[i], "a number is required here")
-        return num.to_numpy()
-
-    def first(self, mask) -> int | None:
-        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
-        return int(idx[0]) if idx.size else None
+def _cell_problem(text: str) -> str | None:
+    if len(text) > MAX_CELL_CHARS:
+        return f"a cell of at most {MAX_CELL_CHARS:,} characters (this one has {len(text):,})"
+    m = _CONTROL.search(text)
+    if m:
+        return (f"text without control characters (found \\x{ord(m.group()):02x} at position "
+                f"{m.start() + 1}; a NUL byte or similar usually means the file is damaged)")
+    return None
 
 
-def _check_text(t: _Table, column, *, pattern=None, allowed_values=None, what=""):
-    s = t.frame[column].fillna("").astype(str).str.strip()
-    i = t.first(s.eq(""))
-    if i is not None:
-        t.fail(i, column, s.iloc[i], what or "a value is required here")
-    if pattern is not None:
-        i = t.first(~s.str.fullmatch(pattern))
-        if i is not None:
-            t.fail(i, column, s.iloc[i], what)
-    if allowed_values is not None:
-        low = s.str.lower()
-        i = t.first(~low.isin(allowed_values))
-        if i is not None:
-            t.fail(i, column, s.iloc[i], f"one of {', '.join(allowed_values)} (case-insensitive)"
-                   + _suggest(s.iloc[i], allowed_values, 0.6))
-        t.frame[column] = low
+# --------------------------------------------------------------------------- cells
+def _number(t: CsvTable, i: int, column: str, *, required: bool) -> float | None:
+    """The cell as a finite float (None when empty/NA/NR); non-numbers and non-finite values fail."""
+    s = t.cell(i, column)
+    if s.upper() in _MISSING:
+        if required:
+            t.fail(i, column, s, "a number is required here")
+        return None
+    try:
+        x = float(s)
+    except ValueError:
+        hint = ("a number with a decimal point (this cell has a decimal comma)"
+                if re.fullmatch(r"-?\d+,\d+", s) else "a number")
+        t.fail(i, column, s, hint)
+    if not math.isfinite(x):
+        t.fail(i, column, s, "a finite number")
+    if abs(x) > MAX_ABS:
+        t.fail(i, column, s, f"a number between -{MAX_ABS:g} and {MAX_ABS:g}")
+    return x
+
+
+def _count(t, i, column, *, required=True, minimum=0.0, what="counts must be whole numbers >= 0"):
+    x = _number(t, i, column, required=required)
+    if x is None:
+        return None
+    if x < minimum or x != round(x):
+        t.fail(i, column, t.cell(i, column), what)
+    if x > MAX_COUNT:
+        t.fail(i, column, t.cell(i, column), f"a count up to {MAX_COUNT:,.0f}")
+    return x
+
+
+def _text(t: CsvTable, i: int, column: str, *, what="a value is required here") -> str:
+    s = t.cell(i, column)
+    if not s:
+        t.fail(i, column, s, what)
     return s
 
 
-def _check_columns(t: _Table, required: Sequence[str], known: Sequence[str]):
-    cols = list(t.frame.columns)
-    for c in cols:      # case differences: accept, rename to the canonical name
-        if c not in known and c.lower() in known and c.lower() not in cols:
-            t.frame = t.frame.rename(columns={c: c.lower()})
-    cols = list(t.frame.columns)
+def _check_columns(t: CsvTable, required: Sequence[str], known: Sequence[str]):
+    """Canonical (lower-case) names for known columns; missing or misspelt columns fail."""
+    t.header = [h.lower() if h.lower() in known else h for h in t.header]
+    cols = list(t.header)
     unknown = [c for c in cols if c not in known]
     for c in required:
         if c not in cols:
-            guess = difflib.get_close_matches(c, unknown, n=1, cutoff=0.6)
-            hint = f"; column {guess[0]!r} looks like a misspelling of it" if guess else ""
+            guess = difflib.get_close_matches(c, [u.lower() for u in unknown], n=1, cutoff=0.6)
+            hint = ""
+            if guess:
+                orig = next(u for u in unknown if u.lower() == guess[0])
+                hint = f"; column {orig!r} looks like a misspelling of it"
             raise DataError(t.path, t.header_line, c, None,
                             f"required column is missing (columns found: {', '.join(cols)}){hint}")
     for c in unknown:
@@ -269,7 +340,7 @@ def _check_columns(t: _Table, required: Sequence[str], known: Sequence[str]):
                             f"{', '.join(known)}; other unknown columns are kept as notes)")
 
 
-def _all_known() -> tuple[str, ...]:
+def _all_known() -> tuple:
     out = list(BASE_COLUMNS + PROVENANCE_COLUMNS)
     for kind in KIND_COLUMNS:
         out += KIND_COLUMNS[kind] + OPTIONAL[kind]
@@ -290,307 +361,203 @@ def detect_table_kind(columns: Iterable[str], path="<table>", line="line 1") -> 
     if "yi" in cols:
         return "generic"
     sets = "; ".join(f"{k}: {', '.join(v + OPTIONAL[k][:4])}" for k, v in KIND_COLUMNS.items())
-    close = [c for c in cols if difflib.get_close_matches(c, _all_known(), n=1, cutoff=0.75)
-             and c not in _all_known()]
-    hint = (f" Column {close[0]!r} looks misspelt{_suggest(close[0], _all_known())}" if close else "")
+    known = _all_known()
+    close = [c for c in sorted(cols) if c not in known and difflib.get_close_matches(c, known, n=1, cutoff=0.75)]
+    hint = f" Column {close[0]!r} looks misspelt{_suggest(close[0], known)}" if close else ""
     raise DataError(path, line, None, None,
                     "cannot tell which kind of outcome data this table holds from its columns "
                     f"({', '.join(sorted(cols))}). Expected study, outcome, source, status plus one of "
                     f"- {sets}.{hint}")
 
 
-def _check_counts(t: _Table, ev_col, tot_col) -> tuple[np.ndarray, np.ndarray]:
-    ev = t.numbers(ev_col, required=True)
-    tot = t.numbers(tot_col, required=True)
-    for col, x in ((ev_col, ev), (tot_col, tot)):
-        i = t.first(x < 0)
-        if i is not None:
-            t.fail(i, col, t.frame[col].iloc[i], "counts must be whole numbers >= 0")
-        i = t.first(x != np.round(x))
-        if i is not None:
-            t.fail(i, col, t.frame[col].iloc[i], "counts must be whole numbers")
-    i = t.first(tot < 1)
-    if i is not None:
-        t.fail(i, tot_col, t.frame[tot_col].iloc[i], "the total must be at least 1")
-    i = t.first(ev > tot)
-    if i is not None:
-        t.fail(i, ev_col, t.frame[ev_col].iloc[i], f"{ev_col} must not exceed {tot_col} "
-                                                    f"({t.frame[tot_col].iloc[i]})")
-    return ev, tot
+# --------------------------------------------------------------------------- per kind
+def _counts(t, i, ev_col, tot_col, rec):
+    ev = _count(t, i, ev_col)
+    tot = _count(t, i, tot_col)
+    if tot < 1:
+        t.fail(i, tot_col, t.cell(i, tot_col), "the total must be at least 1")
+    if ev > tot:
+        t.fail(i, ev_col, t.cell(i, ev_col), f"{ev_col} must not exceed {tot_col} ({t.cell(i, tot_col)})")
+    rec[ev_col], rec[tot_col] = ev, tot
 
 
-def _check_positive(t: _Table, col, x, what):
-    i = t.first(np.isfinite(x) & (x <= 0))
-    if i is not None:
-        t.fail(i, col, t.frame[col].iloc[i], what)
+def _positive(t, i, column, x, what="the SD must be > 0"):
+    if x is not None and x <= 0:
+        t.fail(i, column, t.cell(i, column), what)
 
 
-def _check_n(t: _Table, col, x):
-    i = t.first(np.isfinite(x) & ((x < 2) | (x != np.round(x))))
-    if i is not None:
-        t.fail(i, col, t.frame[col].iloc[i], "a whole number >= 2 (a mean change or SD needs two patients)")
+def _n(t, i, column, *, required):
+    return _count(t, i, column, required=required, minimum=2,
+                  what="a whole number >= 2 (a mean change or SD needs two patients)")
 
 
-def _prepost_side(t: _Table, side: str, n: np.ndarray, out: dict) -> np.ndarray:
-    """Means/SDs of one side; fill them from medians where missing.  Returns a 'converted' mask."""
-    f = t.frame
-    num = {c: (t.numbers(c, required=False) if c in f.columns else np.full(len(f), np.nan))
-           for c in (f"mean_{side}", f"sd_{side}", f"median_{side}", f"q1_{side}", f"q3_{side}",
-                     f"min_{side}", f"max_{side}")}
-    mean, sd, med = num[f"mean_{side}"], num[f"sd_{side}"], num[f"median_{side}"]
-    q1, q3, lo, hi = num[f"q1_{side}"], num[f"q3_{side}"], num[f"min_{side}"], num[f"max_{side}"]
-    has_range = np.isfinite(lo) & np.isfinite(hi)
-    has_iqr = np.isfinite(q1) & np.isfinite(q3)
-    can_convert = np.isfinite(med) & (has_range | has_iqr)
-    need = ~(np.isfinite(mean) & np.isfinite(sd))
-    i = t.first(need & ~can_convert)
-    if i is not None:
-        col = f"mean_{side}" if not np.isfinite(mean[i]) else f"sd_{side}"
-        val = f.at[f.index[i], col] if col in f.columns else ""
-        t.fail(i, col, val, f"give mean_{side} and sd_{side}, or median_{side} with min_{side}/max_{side} "
-                            f"and/or q1_{side}/q3_{side} (converted to a mean and SD)")
-    _check_positive(t, f"sd_{side}", sd, "the SD must be > 0")
-    order = [(f"min_{side}", lo), (f"q1_{side}", q1), (f"median_{side}", med), (f"q3_{side}", q3),
-             (f"max_{side}", hi)]
-    for a in range(5):
-        for b in range(a + 1, 5):
-            bad = np.isfinite(order[a][1]) & np.isfinite(order[b][1]) & (order[a][1] > order[b][1])
-            i = t.first(bad)
-            if i is not None:
-                t.fail(i, order[b][0], f.at[f.index[i], order[b][0]],
-                       f"must be >= {order[a][0]} ({f.at[f.index[i], order[a][0]]}): the summary "
-                       "must satisfy min <= q1 <= median <= q3 <= max")
-    conv = need & can_convert
-    if conv.any():
-        nn = np.where(conv & np.isfinite(n), n, 2.0)
-        m_est, s_est = median_to_mean_sd(np.where(conv, med, np.nan), q1=q1, q3=q3,
-                                         minimum=lo, maximum=hi, n=nn)
-        label = conversion_label(q1=q1, q3=q3, minimum=lo, maximum=hi)
-        i = t.first(conv & ~(s_est > 0))
-        if i is not None:
-            col = f"max_{side}" if has_range[i] else f"q3_{side}"
-            t.fail(i, col, f.at[f.index[i], col], "the range/IQR must be > 0 to estimate an SD")
-        mean = np.where(conv, m_est, mean)
-        sd = np.where(conv, s_est, sd)
-        out.setdefault("labels", {})[side] = np.where(conv, label, "")
-    out[f"mean_{side}"], out[f"sd_{side}"] = mean, sd
-    return conv
+def _prepost_side(t: CsvTable, i: int, side: str, rec: dict):
+    """Mean/SD of one side, or a median summary that the effect-size step converts."""
+    names = {s: f"{s}_{side}" for s in ("mean", "sd", "median", "q1", "q3", "min", "max")}
+    v = {s: _number(t, i, c, required=False) if t.has(c) else None for s, c in names.items()}
+    has_ms = v["mean"] is not None and v["sd"] is not None
+    has_range = v["min"] is not None and v["max"] is not None
+    has_iqr = v["q1"] is not None and v["q3"] is not None
+    can_convert = v["median"] is not None and (has_range or has_iqr)
+    if not has_ms and not can_convert:
+        col = names["mean"] if v["mean"] is None else names["sd"]
+        t.fail(i, col, t.cell(i, col), f"give mean_{side} and sd_{side}, or median_{side} with "
+                                       f"min_{side}/max_{side} and/or q1_{side}/q3_{side} (converted to "
+                                       f"a mean and SD)")
+    for s in ("min", "max", "q1", "q3"):     # half of a pair is a typo, not a summary
+        other = {"min": "max", "max": "min", "q1": "q3", "q3": "q1"}[s]
+        if v[s] is not None and v[other] is None and not has_ms:
+            t.fail(i, names[other], t.cell(i, names[other]),
+                   f"{names[s]} is given, so {names[other]} is needed too")
+    _positive(t, i, names["sd"], v["sd"])
+    order = [s for s in ("min", "q1", "median", "q3", "max") if v[s] is not None]
+    for a in range(len(order)):
+        for b in range(a + 1, len(order)):
+            if v[order[a]] > v[order[b]]:
+                t.fail(i, names[order[b]], t.cell(i, names[order[b]]),
+                       f"must be >= {names[order[a]]} ({t.cell(i, names[order[a]])}): the summary must "
+                       "satisfy min <= q1 <= median <= q3 <= max")
+    if not has_ms:
+        spread = (v["max"] - v["min"]) if has_range else (v["q3"] - v["q1"])
+        if spread <= 0:
+            col = names["max"] if has_range else names["q3"]
+            t.fail(i, col, t.cell(i, col), "the range/IQR must be > 0 to estimate an SD")
+    for s, c in names.items():
+        if v[s] is not None:
+            rec[c] = v[s]
 
 
-def _validate_kind(t: _Table, kind: str) -> pd.DataFrame:
-    """Check the kind-specific columns; return the frame with numeric columns as floats."""
-    f = t.frame
-    numeric = {}
+def _validate_row(t: CsvTable, i: int, kind: str, rec: dict):
     if kind == "proportion":
-        numeric["events"], numeric["total"] = _check_counts(t, "events", "total")
+        _counts(t, i, "events", "total", rec)
     elif kind == "binary":
-        numeric["events_treat"], numeric["total_treat"] = _check_counts(t, "events_treat", "total_treat")
-        numeric["events_ctrl"], numeric["total_ctrl"] = _check_counts(t, "events_ctrl", "total_ctrl")
+        _counts(t, i, "events_treat", "total_treat", rec)
+        _counts(t, i, "events_ctrl", "total_ctrl", rec)
     elif kind == "continuous":
-        for c in KIND_COLUMNS["continuous"]:
-            numeric[c] = t.numbers(c, required=True)
+        for c in ("mean_treat", "mean_ctrl"):
+            rec[c] = _number(t, i, c, required=True)
         for c in ("sd_treat", "sd_ctrl"):
-            _check_positive(t, c, numeric[c], "the SD must be > 0")
+            rec[c] = _number(t, i, c, required=True)
+            _positive(t, i, c, rec[c])
         for c in ("n_treat", "n_ctrl"):
-            _check_n(t, c, numeric[c])
+            rec[c] = _n(t, i, c, required=True)
     elif kind == "prepost":
-        n = t.numbers("n", required=True)
-        _check_n(t, "n", n)
-        numeric["n"] = n
-        out: dict = {}
-        conv = _prepost_side(t, "pre", n, out) | _prepost_side(t, "post", n, out)
-        for c in ("mean_pre", "sd_pre", "mean_post", "sd_post"):
-            numeric[c] = out[c]
-        for c in MEDIAN_COLUMNS:
-            if c in f.columns:
-                numeric[c] = t.numbers(c, required=False)
-        if "r" in f.columns:
-            r = t.numbers("r", required=False)
-            i = t.first(np.isfinite(r) & ((r < -1) | (r > 1)))
-            if i is not None:
-                t.fail(i, "r", f["r"].iloc[i], "a correlation between -1 and 1")
-            numeric["r"] = r
-        if conv.any():
-            labels = out.get("labels", {})
-            lab = labels.get("pre", np.full(len(f), "")) if "pre" in labels else np.full(len(f), "")
-            lab = np.where(lab == "", labels.get("post", np.full(len(f), "")), lab)
-            old = f["conversion"].fillna("") if "conversion" in f.columns else pd.Series("", index=f.index)
-            f["conversion"] = np.where(conv & (old == ""), lab, old)
-            note = f["note"].fillna("") if "note" in f.columns else pd.Series("", index=f.index)
-            f["note"] = np.where(conv & ~note.str.contains("converted"),
-                                 (note + "; ").where(note != "", "") + "converted from median: "
-                                 + pd.Series(lab, index=f.index), note)
-    elif kind == "generic":
-        yi = t.numbers("yi", required=True)
-        numeric["yi"] = yi
-        have = {c: t.numbers(c, required=False) for c in ("vi", "sei", "ci_lb", "ci_ub", "n")
-                if c in f.columns}
-        numeric.update(have)
-        nan = np.full(len(f), np.nan)
-        ok = (np.isfinite(have.get("vi", nan)) | np.isfinite(have.get("sei", nan))
-              | (np.isfinite(have.get("ci_lb", nan)) & np.isfinite(have.get("ci_ub", nan))))
-        i = t.first(~ok)
-        if i is not None:
-            t.fail(i, "vi", f["vi"].iloc[i] if "vi" in f.columns else "",
-                   "give vi, sei or both ci_lb and ci_ub for a precomputed effect size")
-        if "vi" in have:
-            _check_positive(t, "vi", have["vi"], "the variance must be > 0")
-        if "sei" in have:
-            _check_positive(t, "sei", have["sei"], "the standard error must be > 0")
-        if "ci_lb" in have and "ci_ub" in have:
-            i = t.first(have["ci_lb"] >= have["ci_ub"])
-            if i is not None:
-                t.fail(i, "ci_ub", f["ci_ub"].iloc[i], f"must be greater than ci_lb ({f['ci_lb'].iloc[i]})")
-        if "n" in have:
-            _check_n(t, "n", have["n"])
-    f = f.copy()
-    for c, x in numeric.items():
-        f[c] = x
-    return f
+        rec["n"] = _n(t, i, "n", required=True)
+        for side in SIDES:
+            _prepost_side(t, i, side, rec)
+        if t.has("r"):
+            r = _number(t, i, "r", required=False)
+            if r is not None and not -1 <= r <= 1:
+                t.fail(i, "r", t.cell(i, "r"), "a correlation between -1 and 1")
+            rec["r"] = r
+    else:
+        rec["yi"] = _number(t, i, "yi", required=True)
+        have = {c: _number(t, i, c, required=False) for c in ("vi", "sei", "ci_lb", "ci_ub") if t.has(c)}
+        if not (have.get("vi") is not None or have.get("sei") is not None
+                or (have.get("ci_lb") is not None and have.get("ci_ub") is not None)):
+            t.fail(i, "vi", t.cell(i, "vi"), "give vi, sei or both ci_lb and ci_ub for a precomputed "
+                                             "effect size")
+        _positive(t, i, "vi", have.get("vi"), "the variance must be > 0")
+        _positive(t, i, "sei", have.get("sei"), "the standard error must be > 0")
+        if have.get("ci_lb") is not None and have.get("ci_ub") is not None and have["ci_lb"] >= have["ci_ub"]:
+            t.fail(i, "ci_ub", t.cell(i, "ci_ub"), f"must be greater than ci_lb ({t.cell(i, 'ci_lb')})")
+        if t.has("n"):
+            have["n"] = _n(t, i, "n", required=False)
+        if t.has("measure") and t.cell(i, "measure"):
+            m = t.cell(i, "measure").upper()
+            if m not in MEASURES:
+                t.fail(i, "measure", t.cell(i, "measure"), "one of " + ", ".join(MEASURES)
+                       + _suggest(m, MEASURES, 0.6))
+            rec["measure"] = m
+        rec.update({k: x for k, x in have.items() if x is not None})
 
 
-# --------------------------------------------------------------------------- schemas
-def _schema_dir() -> Path | None:
-    d = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
-    return d if d.is_dir() else None
-
-
-def _apply_schema(path, frame: pd.DataFrame, lines, key: str, schema_dir=None):
-    """Validate records against the table's JSON schema; raise DataError on the first problem."""
-    d = Path(schema_dir) if schema_dir else _schema_dir()
-    name = SCHEMA_FILES.get(key)
-    if d is None or name is None or not (d / name).exists():
-        return
-    import jsonschema
-    import yaml
-
-    schema = yaml.safe_load((d / name).read_text(encoding="utf-8"))
-    validator = jsonschema.Draft202012Validator(schema)
-    for pos, rec in enumerate(frame.to_dict(orient="records")):
-        rec = {k: _json_value(v) for k, v in rec.items()}
-        rec = {k: v for k, v in rec.items() if v is not None}
-        err = next(iter(sorted(validator.iter_errors(rec), key=lambda e: list(e.path))), None)
-        if err is not None:
-            col = err.path[0] if err.path else (re.findall(r"'([^']+)'", err.message) or [None])[0]
-            raise DataError(path, lines[pos], col, rec.get(col) if col else None,
-                            f"{err.message} (schema {name})")
-
-
-def _json_value(v):
-    if v is None:
-        return None
-    if isinstance(v, (float, np.floating)):
-        return None if not math.isfinite(float(v)) else float(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, str) and v == "":
-        return None
-    return v
-
-
-# --------------------------------------------------------------------------- public API
-def load_studies(path, *, schema_dir=None) -> pd.DataFrame:
-    """Read and validate the study table.
-
-    Returns a DataFrame with one row per study (``study`` unique), ``year``, ``n`` and
-    ``n_control`` as numbers (NaN where empty), text columns stripped.
-
-    Raises
-    ------
-    DataError
-        Naming file, line, column and value (see the module docstring).
-    """
-    frame, lines = read_csv_table(path)
-    t = _Table(path, frame, lines)
-    _check_columns(t, ("study",), STUDY_COLUMNS)
-    s = _check_text(t, "study", what="a study key is required")
-    dup = s.duplicated(keep="first")
-    i = t.first(dup)
-    if i is not None:
-        j = int(np.flatnonzero((s == s.iloc[i]).to_numpy())[0])
-        t.fail(i, "study", s.iloc[i], f"each study appears once; it is already on line {lines[j]}")
-    out = t.frame.copy()
-    for c in STUDY_NUMERIC:
-        if c in out.columns:
-            x = t.numbers(c, required=False)
-            if c != "year":
-                i = t.first(np.isfinite(x) & ((x < 1) | (x != np.round(x))))
-                if i is not None:
-                    t.fail(i, c, out[c].iloc[i], "a whole number of patients >= 1 (or empty if not reported)")
-            out[c] = x
-    out = out.replace({"": np.nan})
-    _apply_schema(path, out, lines, "studies", schema_dir)
-    return out.reset_index(drop=True)
-
-
-def _check_column_sets(t: _Table, kind: str):
+def _check_column_sets(t: CsvTable, kind: str):
     """Header-level alternatives: generic needs vi, sei or a CI; pre/post needs means or medians."""
-    cols = set(t.frame.columns)
-    unknown = [c for c in cols if c not in _all_known()]
+    cols = set(t.header)
+    unknown = [c for c in t.header if c not in _all_known()]
     if kind == "generic":
         sets = [("vi",), ("sei",), ("ci_lb", "ci_ub")]
+        if not any(set(s) <= cols for s in sets):
+            _missing_set(t, " or ".join(", ".join(s) for s in sets), "vi", unknown)
     elif kind == "prepost":
         for side in SIDES:
             if not ({f"mean_{side}", f"sd_{side}"} <= cols or f"median_{side}" in cols):
                 absent = f"sd_{side}" if f"mean_{side}" in cols else f"mean_{side}"
                 _missing_set(t, f"mean_{side}, sd_{side} (or median_{side} with min/max or q1/q3)",
                              absent, unknown)
-        return
-    else:
-        return
-    if not any(set(s) <= cols for s in sets):
-        _missing_set(t, " or ".join(", ".join(s) for s in sets), sets[0][0], unknown)
 
 
-def _missing_set(t: _Table, what: str, column: str, unknown):
+def _missing_set(t: CsvTable, what: str, column: str, unknown):
     guess = difflib.get_close_matches(column, unknown, n=1, cutoff=0.6)
     hint = f"; column {guess[0]!r} looks like a misspelling of it" if guess else ""
     raise DataError(t.path, t.header_line, column, None,
                     f"required column is missing: give {what} (columns found: "
-                    f"{', '.join(t.frame.columns)}){hint}")
+                    f"{', '.join(t.header)}){hint}")
 
 
-def _load_one(path, frame: pd.DataFrame, lines, header_line="line 1", schema_dir=None) -> pd.DataFrame:
-    kind = detect_table_kind(frame.columns, path, header_line)
-    t = _Table(path, frame, lines, header_line)
+def load_table(t: CsvTable) -> list:
+    """Validate one outcome table; return its rows as records (see :func:`load_tables`)."""
+    kind = detect_table_kind(t.header, t.path, _where(t.header_line))
     known = tuple(dict.fromkeys(BASE_COLUMNS + PROVENANCE_COLUMNS + KIND_COLUMNS[kind] + OPTIONAL[kind]))
     _check_columns(t, BASE_COLUMNS + KIND_COLUMNS[kind], known)
     _check_column_sets(t, kind)
-    _check_text(t, "study", what="a study key is required")
-    _check_text(t, "outcome", pattern=_OUTCOME_RE,
-                what="an outcome key of letters, digits and '_' (the key used in config.yaml outcomes)")
-    _check_text(t, "source", what="a source (citation and table/page or URL): a number whose origin is "
-                                  "not written down does not enter the data")
-    _check_text(t, "status", allowed_values=STATUSES)
-    out = _validate_kind(t, kind)
-    out = out.replace({"": np.nan})
-    _apply_schema(path, out, lines, kind, schema_dir)
-    out.insert(0, "kind", kind)
-    out["table"] = str(path)
-    out["line"] = list(lines)
+    out = []
+    for i in range(len(t.rows)):
+        rec = {c: (v or None) for c, v in zip(t.header, t.rows[i])}
+        rec["study"] = _text(t, i, "study", what="a study key is required")
+        key = _text(t, i, "outcome", what="an outcome key of letters, digits and '_' (the key used in "
+                                          "config.yaml outcomes)")
+        if not ID_PATTERN.fullmatch(key):
+            t.fail(i, "outcome", key, "an outcome key of 1 to 64 letters, digits and '_' (the key used "
+                                      "in config.yaml outcomes; it becomes a file name)")
+        _text(t, i, "source", what="a source (citation and table/page or URL): a number whose origin "
+                                   "is not written down does not enter the data")
+        status = t.cell(i, "status").lower()
+        if status not in STATUSES:
+            t.fail(i, "status", t.cell(i, "status"), f"one of {', '.join(STATUSES)} (case-insensitive)"
+                   + _suggest(status, STATUSES, 0.6))
+        rec["status"] = status
+        _validate_row(t, i, kind, rec)
+        for c in NUMERIC_COLUMNS:        # numeric columns are numbers (or None), never text
+            if c in rec and isinstance(rec[c], str):
+                rec[c] = _number(t, i, c, required=False)
+        rec.update(kind=kind, table=t.path, line=t.lines[i])
+        out.append(rec)
     return out
 
 
-def _extra_frames(extra_rows, label="config.yaml extra_studies"):
-    """Inline rows (list of mappings) grouped by kind, each with 'item N' locations."""
+def _extra_tables(extra_rows, label="config.yaml extra_studies") -> list:
+    """Inline rows (list of mappings) grouped by their columns, each with 'item N' locations."""
     if not extra_rows:
         return []
-    groups: dict[tuple, list] = {}
+    groups: dict = {}
     for i, row in enumerate(extra_rows, start=1):
         if not isinstance(row, Mapping):
             raise DataError(label, f"item {i}", None, row, "each extra study is a mapping of column: value")
-        rec = {str(k).strip(): ("" if v is None else str(v)) for k, v in row.items()}
-        groups.setdefault(tuple(sorted(rec)), []).append((i, rec))
-    frames = []
+        rec = {}
+        for k, v in row.items():
+            if isinstance(v, (dict, list)):
+                raise DataError(label, f"item {i}", str(k), v, "a single value (number or text)")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise DataError(label, f"item {i}", str(k), v, "a finite number")
+            rec[str(k).strip()] = "" if v is None else str(v)
+        groups.setdefault(tuple(rec), []).append((i, rec))
+    tables = []
     for cols, items in groups.items():
-        frame = pd.DataFrame([r for _, r in items], columns=list(cols), dtype=object)
-        frames.append((label, frame, [f"item {i}" for i, _ in items]))
-    return frames
+        rows = [[r[c].strip() for c in cols] for _, r in items]
+        lines = [f"item {i}" for i, _ in items]
+        for (i, r), cells in zip(items, rows):
+            for c, v in zip(cols, cells):
+                bad = _cell_problem(v)
+                if bad:
+                    raise DataError(label, f"item {i}", c, v, bad)
+        tables.append(CsvTable(label, list(cols), rows, lines, header_line=lines[0]))
+    return tables
 
 
-def load_tables(paths, extra_rows=None, *, studies: pd.DataFrame | None = None, extra=None,
-                schema_dir=None) -> pd.DataFrame:
-    """Read, validate and stack the outcome tables (plus inline rows) into one long DataFrame.
+def load_tables(paths, extra_rows=None, *, studies: Sequence[Mapping] | None = None, extra=None) -> list:
+    """Read, validate and stack the outcome tables (plus inline rows) into one list of records.
 
     Parameters
     ----------
@@ -599,18 +566,15 @@ def load_tables(paths, extra_rows=None, *, studies: pd.DataFrame | None = None, 
     extra_rows : list of mappings, optional
         Inline outcome rows (``extra_studies`` in config.yaml), same columns as the tables; located
         in messages as ``config.yaml extra_studies, item N``.  ``extra`` is an alias.
-    studies : DataFrame, optional
-        The study table; when given, every outcome row's study must be in it.
-    schema_dir : path, optional
-        Folder of the table JSON schemas (default: ``workflow/schemas`` next to the package).
+    studies : sequence of records, optional
+        The study table (:func:`load_studies`); when given, every outcome row's study must be in it.
 
     Returns
     -------
-    DataFrame
-        One row per study x outcome with a ``kind`` column (proportion, binary, continuous,
-        prepost, generic), ``table`` and ``line`` (where the row came from), numeric columns as
-        floats, ``status`` lower-case; pre/post means/SDs converted from medians where needed
-        (``conversion`` names the method, ``note`` says "converted").
+    list of dict
+        One record per study x outcome with the row's columns (numbers as float, text as str,
+        empty as None), ``status`` lower-case, plus ``kind`` (proportion, binary, continuous,
+        prepost, generic), ``table`` and ``line`` (where the row came from).
 
     Raises
     ------
@@ -620,101 +584,150 @@ def load_tables(paths, extra_rows=None, *, studies: pd.DataFrame | None = None, 
     if isinstance(paths, (str, Path)):
         paths = [paths]
     extra_rows = extra_rows if extra_rows is not None else extra
-    parts = []
+    rows = []
     for path in paths:
-        frame, lines = read_csv_table(path)
-        parts.append(_load_one(path, frame, lines, schema_dir=schema_dir))
-    for label, frame, lines in _extra_frames(extra_rows):
-        parts.append(_load_one(label, frame, lines, header_line=lines[0], schema_dir=schema_dir))
-    if not parts:
+        rows += load_table(read_csv_table(path))
+    for t in _extra_tables(extra_rows):
+        rows += load_table(t)
+    if not rows:
         raise DataError("config.yaml tables", allowed="no outcome tables given")
-    rows = pd.concat(parts, ignore_index=True, sort=False)
     _check_across(rows, studies)
     return rows
 
 
-def _check_across(rows: pd.DataFrame, studies: pd.DataFrame | None):
-    key = rows["study"].astype(str) + "\x00" + rows["outcome"].astype(str)
-    dup = key.duplicated(keep="first").to_numpy()
-    if dup.any():
-        i = int(np.flatnonzero(dup)[0])
-        j = int(np.flatnonzero((key == key.iloc[i]).to_numpy())[0])
-        first = f"{rows['table'].iloc[j]}, {_where(rows['line'].iloc[j])}"
-        raise DataError(rows["table"].iloc[i], rows["line"].iloc[i], "study", rows["study"].iloc[i],
-                        f"study {rows['study'].iloc[i]!r} already has a row for outcome "
-                        f"{rows['outcome'].iloc[i]!r} ({first}); one row per study x outcome "
-                        "(an overlapping cohort enters once)")
-    kinds = rows.groupby("outcome")["kind"].nunique()
-    mixed = kinds[kinds > 1]
-    if len(mixed):
-        o = mixed.index[0]
-        sub = rows[rows["outcome"] == o].drop_duplicates("kind")
-        where = "; ".join(f"{k} in {tb}, {_where(ln)}" for k, tb, ln in
-                          zip(sub["kind"], sub["table"], sub["line"]))
-        raise DataError(sub["table"].iloc[-1], sub["line"].iloc[-1], "outcome", o,
-                        f"an outcome holds one kind of data, but {o!r} has {where}; give the "
-                        "outcomes different keys (e.g. x and x_rr)")
+def _check_across(rows: list, studies):
+    first: dict = {}
+    kinds: dict = {}
+    for r in rows:
+        key = (r["study"], r["outcome"])
+        if key in first:
+            j = first[key]
+            raise DataError(r["table"], r["line"], "study", r["study"],
+                            f"study {r['study']!r} already has a row for outcome {r['outcome']!r} "
+                            f"({j['table']}, {_where(j['line'])}); one row per study x outcome "
+                            "(an overlapping cohort enters once)")
+        first[key] = r
+        seen = kinds.setdefault(r["outcome"], r)
+        if seen["kind"] != r["kind"]:
+            raise DataError(r["table"], r["line"], "outcome", r["outcome"],
+                            f"an outcome holds one kind of data, but {r['outcome']!r} has {seen['kind']} "
+                            f"in {seen['table']}, {_where(seen['line'])} and {r['kind']} here; give the "
+                            "outcomes different keys (e.g. x and x_rr)")
     if studies is not None:
-        known = set(studies["study"].astype(str))
-        missing = ~rows["study"].astype(str).isin(known)
-        if missing.any():
-            i = int(np.flatnonzero(missing.to_numpy())[0])
-            s = rows["study"].iloc[i]
-            raise DataError(rows["table"].iloc[i], rows["line"].iloc[i], "study", s,
-                            "the study is not in the study table; add a row for it there"
-                            + _suggest(s, sorted(known), 0.6).replace("; did you mean", "; or did you mean"))
+        known = {s["study"] for s in studies}
+        for r in rows:
+            if r["study"] not in known:
+                raise DataError(r["table"], r["line"], "study", r["study"],
+                                "the study is not in the study table; add a row for it there"
+                                + _suggest(r["study"], sorted(known), 0.6).replace(
+                                    "; did you mean", "; or did you mean"))
 
 
-def _where(line) -> str:
-    return line if isinstance(line, str) else f"line {line}"
+def outcome_rows(rows: Sequence[Mapping], outcome: str) -> list:
+    """The records of one outcome (input for :func:`metapool.effects.escalc`)."""
+    return [r for r in rows if r["outcome"] == outcome]
 
 
-def outcome_frame(tables: pd.DataFrame, outcome: str, kind: str | None = None) -> pd.DataFrame:
-    """The rows of one outcome with the columns that have values (input for ``effects.escalc``).
+# --------------------------------------------------------------------------- study table
+def load_studies(path) -> list:
+    """Read and validate the study table.
 
-    Parameters
-    ----------
-    tables : DataFrame
-        Result of :func:`load_tables`.
-    outcome : str
-        Outcome key.
-    kind : str, optional
-        Expected kind; a DataError names the outcome's actual kind when it differs.
+    Returns one record per study (``study`` unique), ``year``, ``n`` and ``n_control`` as
+    numbers (None where empty).
 
     Raises
     ------
     DataError
-        No rows for the outcome, or rows of another kind.
+        Naming file, line, column and value (see the module docstring).
     """
-    sel = tables[tables["outcome"].astype(str) == outcome]
-    if sel.empty:
-        keys = sorted(tables["outcome"].astype(str).unique())
-        raise DataError("outcome tables", None, "outcome", outcome,
-                        f"no rows have this outcome key{_suggest(outcome, keys, 0.6)} "
-                        f"(keys found: {', '.join(keys)})")
-    kinds = sorted(sel["kind"].unique())
-    if kind is not None and kinds != [kind]:
-        raise DataError(sel["table"].iloc[0], sel["line"].iloc[0], "outcome", outcome,
-                        f"expected {kind} data, but the rows are {', '.join(kinds)}")
-    return sel.dropna(axis=1, how="all").reset_index(drop=True)
+    t = read_csv_table(path)
+    _check_columns(t, ("study",), STUDY_COLUMNS)
+    out, seen = [], {}
+    for i in range(len(t.rows)):
+        s = _text(t, i, "study", what="a study key is required")
+        if s in seen:
+            t.fail(i, "study", s, f"each study appears once; it is already on line {seen[s]}")
+        seen[s] = t.lines[i]
+        rec = {c: (v or None) for c, v in zip(t.header, t.rows[i])}
+        for c in STUDY_NUMERIC:
+            if t.has(c):
+                if c == "year":
+                    y = _number(t, i, c, required=False)
+                    if y is not None and (y != round(y) or not 1900 <= y <= 2100):
+                        t.fail(i, c, t.cell(i, c), "a year between 1900 and 2100 (or empty)")
+                    rec[c] = y
+                else:
+                    rec[c] = _count(t, i, c, required=False, minimum=1,
+                                    what="a whole number of patients >= 1 (or empty if not reported)")
+        out.append(rec)
+    return out
 
 
-def load_targets(path, *, schema_dir=None) -> pd.DataFrame:
-    """Read and validate the published-targets table (estimate, CI, decimals numeric)."""
-    frame, lines = read_csv_table(path)
-    t = _Table(path, frame, lines)
-    _check_columns(t, ("target_id", "outcome", "estimate"), TARGET_COLUMNS + (
-        "published_measure", "p", "i2", "k", "n", "as_printed", "note"))
-    _check_text(t, "target_id", what="a target id is required")
-    out = t.frame.copy()
-    for c in ("estimate", "ci_lb", "ci_ub", "decimals"):
-        if c in out.columns:
-            out[c] = t.numbers(c, required=False)
-    if "decimals" in out.columns:
-        d = out["decimals"].to_numpy()
-        i = t.first(np.isfinite(d) & ((d < 0) | (d != np.round(d))))
-        if i is not None:
-            t.fail(i, "decimals", frame["decimals"].iloc[i], "a whole number of printed decimals >= 0")
-    out = out.replace({"": np.nan})
-    _apply_schema(path, out, lines, "targets", schema_dir)
+# --------------------------------------------------------------------------- targets
+def load_targets(path, *, outcomes: Iterable[str] | None = None) -> list:
+    """Read and validate the published-targets table.
+
+    Every target id is unique and file-name safe (it names ``results/audit/{target_id}.json``);
+    ``estimate``, ``ci_lb``, ``ci_ub`` are finite numbers with ``ci_lb <= estimate <= ci_ub``;
+    ``decimals`` a whole number 0-10; ``measure`` and ``model`` names from the registry;
+    ``statuses`` a ``;``-separated list of evidence statuses; ``outcome``, when given and
+    ``outcomes`` is passed, a configured outcome.
+    """
+    t = read_csv_table(path)
+    _check_columns(t, ("target_id", "paper", "outcome", "estimate"), TARGET_COLUMNS)
+    outcomes = None if outcomes is None else list(outcomes)
+    out, seen = [], {}
+    for i in range(len(t.rows)):
+        tid = _text(t, i, "target_id", what="a target id is required")
+        if not ID_PATTERN.fullmatch(tid):
+            t.fail(i, "target_id", tid, "1 to 64 letters, digits and '_' (it names results/audit/<id>.json)")
+        if tid in seen:
+            t.fail(i, "target_id", tid, f"each target id appears once; it is already on line {seen[tid]}")
+        seen[tid] = t.lines[i]
+        rec = {c: (v or None) for c, v in zip(t.header, t.rows[i])}
+        for c in TARGET_NUMERIC:
+            if t.has(c):
+                rec[c] = _number(t, i, c, required=False)
+        if rec.get("decimals") is not None and (rec["decimals"] != round(rec["decimals"])
+                                                or not 0 <= rec["decimals"] <= 10):
+            t.fail(i, "decimals", t.cell(i, "decimals"), "a whole number of printed decimals from 0 to 10")
+        est, lb, ub = rec.get("estimate"), rec.get("ci_lb"), rec.get("ci_ub")
+        if (lb is None) != (ub is None):
+            col = "ci_ub" if ub is None else "ci_lb"
+            t.fail(i, col, t.cell(i, col), "both CI bounds, or neither")
+        if lb is not None and est is None:
+            t.fail(i, "estimate", t.cell(i, "estimate"), "an estimate when a CI is given")
+        if lb is not None and not lb <= est <= ub:
+            t.fail(i, "ci_ub" if est > ub else "ci_lb", t.cell(i, "ci_ub" if est > ub else "ci_lb"),
+                   f"ci_lb <= estimate <= ci_ub ({t.cell(i, 'ci_lb')} <= {t.cell(i, 'estimate')} <= "
+                   f"{t.cell(i, 'ci_ub')})")
+        for col, names in (("measure", MEASURES), ("model", METHODS)):
+            v = (rec.get(col) or "").strip()
+            if v:
+                if v.upper() not in names:
+                    t.fail(i, col, v, "one of " + ", ".join(names) + " (or empty)" + _suggest(v, names, 0.6))
+                rec[col] = v.upper()
+        st = (rec.get("statuses") or "").strip()
+        if st:
+            parts = [s.strip().lower() for s in re.split(r"[;,]", st) if s.strip()]
+            for s in parts:
+                if s not in STATUSES:
+                    t.fail(i, "statuses", st, f"evidence statuses separated by ';' ({', '.join(STATUSES)})"
+                           + _suggest(s, STATUSES, 0.6))
+            rec["statuses"] = parts
+        o = (rec.get("outcome") or "").strip()
+        if o:
+            if not ID_PATTERN.fullmatch(o):
+                t.fail(i, "outcome", o, "an outcome key of letters, digits and '_'")
+            if outcomes is not None and o not in outcomes:
+                t.fail(i, "outcome", o, "an outcome configured in config.yaml (or empty when no outcome "
+                                        "can be computed)" + _suggest(o, outcomes, 0.6))
+        rec["outcome"] = o or None
+        rec["line"] = t.lines[i]
+        out.append(rec)
+    for rec in out:
+        dup = (rec.get("duplicate_of") or "").strip()
+        if dup and dup not in seen:
+            raise DataError(t.path, rec["line"], "duplicate_of", dup,
+                            "the target_id of another row" + _suggest(dup, seen, 0.6))
     return out

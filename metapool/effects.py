@@ -21,14 +21,14 @@ over studies.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
-import pandas as pd
-from scipy.special import gammaln
-from scipy.stats import norm
+from scipy.special import gammaln, ndtri
 
+from .registry import KINDS, measures_for
 from .results import EffectSizes
+from .rows import as_records, numbers, present_columns
 
 __all__ = ["KIND_COLUMNS", "OPTIONAL_COLUMNS", "MEASURES", "detect_kind", "check_measure", "escalc",
            "DEFAULT_R"]
@@ -37,7 +37,8 @@ KIND_COLUMNS = {
     "proportion": (("events", "total"),),
     "binary": (("events_treat", "total_treat", "events_ctrl", "total_ctrl"),),
     "continuous": (("mean_treat", "sd_treat", "n_treat", "mean_ctrl", "sd_ctrl", "n_ctrl"),),
-    "prepost": (("mean_pre", "sd_pre", "mean_post", "sd_post", "n"),),
+    "prepost": (("mean_pre", "sd_pre", "mean_post", "sd_post", "n"), ("median_pre", "median_post", "n"),
+                ("median_pre", "mean_post", "sd_post", "n"), ("mean_pre", "sd_pre", "median_post", "n")),
     "generic": (("yi", "vi"), ("yi", "sei"), ("yi", "ci_lb", "ci_ub")),
 }
 """Column sets that identify each input kind (any one set suffices)."""
@@ -45,17 +46,11 @@ KIND_COLUMNS = {
 OPTIONAL_COLUMNS = {"prepost": ("r",), "generic": ("n",)}
 """Optional columns: per-study pre/post correlation ``r``; total ``n`` of a generic study."""
 
-_RAW_MEASURES = {
-    "proportion": ("PR", "PLO", "PAS", "PFT"),
-    "binary": ("RR", "OR", "RD", "PETO"),
-    "continuous": ("MD", "SMD"),
-    "prepost": ("SMCR", "SMCC", "MC"),
-}
-MEASURES = dict(_RAW_MEASURES)
-# generic rows are already on an analysis scale: GEN, or the measure they were computed as
-# (so that reporting back-transforms them, e.g. a log odds ratio given with its 95% CI).
-MEASURES["generic"] = ("GEN",) + tuple(m for ms in _RAW_MEASURES.values() for m in ms)
-"""Valid measures per input kind."""
+_RAW_KINDS = tuple(k for k in KINDS if k != "generic")
+MEASURES = {k: measures_for(k) for k in KINDS}
+"""Valid measures per input kind (from :mod:`metapool.registry`); generic rows are already on an
+analysis scale: GEN, or the measure they were computed as (so that reporting back-transforms
+them, e.g. a log odds ratio given with its 95% CI)."""
 
 DEFAULT_R = 0.5
 """Pre/post correlation assumed when neither the study nor the configuration gives one."""
@@ -68,7 +63,7 @@ _VTYPES = {
     "SMCR": ("LS", "LS2"), "SMCC": ("LS", "LS2"), "MC": ("LS",),
 }
 _NO_ADD_BY_DEFAULT = ("PAS", "PFT")   # metafor: add = 0 unless given explicitly
-_Z975 = norm.ppf(0.975)
+_Z975 = float(ndtri(0.975))
 
 
 # --------------------------------------------------------------------------- kinds and measures
@@ -90,7 +85,7 @@ def detect_kind(columns: Iterable[str]) -> str:
     or when the columns of two raw-data kinds are present.
     """
     cols = set(columns)
-    raw = [k for k in _RAW_MEASURES if any(set(s) <= cols for s in KIND_COLUMNS[k])]
+    raw = [k for k in _RAW_KINDS if any(set(s) <= cols for s in KIND_COLUMNS[k])]
     if len(raw) == 1:
         return raw[0]
     if len(raw) > 1:
@@ -132,17 +127,18 @@ def _bad(study: np.ndarray, mask: np.ndarray, describe) -> None:
         raise ValueError("invalid effect-size input:\n" + "\n".join(lines))
 
 
-def _column(df: pd.DataFrame, col: str, study: np.ndarray, *, required: bool = True) -> np.ndarray:
-    """Column ``col`` as float array; non-numeric values are errors, as are missing ones if required."""
-    if col not in df.columns:
+def _column(df: list, col: str, study: np.ndarray, *, required: bool = True) -> np.ndarray:
+    """Column ``col`` of the records as a float array; non-numeric values are errors, as are
+    missing ones if required."""
+    if not any(col in r for r in df):
         if required:
             raise ValueError(f"outcome table has no column {col!r}")
         return np.full(len(df), np.nan)
-    raw = df[col]
-    x = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-    _bad(study, np.isnan(x) & raw.notna().to_numpy(),
-         lambda i: f"column {col!r} = {raw.iloc[i]!r} is not a number")
-    _bad(study, np.isinf(x), lambda i: f"column {col!r} = {raw.iloc[i]!r} is not finite")
+    try:
+        x = numbers(df, col)
+    except ValueError as exc:
+        raise ValueError(f"invalid effect-size input: {exc}") from None
+    _bad(study, np.isinf(x), lambda i: f"column {col!r} = {df[i].get(col)!r} is not finite")
     if required:
         _bad(study, np.isnan(x), lambda i: f"column {col!r} is missing")
     return x
@@ -411,7 +407,7 @@ def _generic(m, df, study):
             notes.append("warning: 95% CI not centred on yi (is it on the analysis scale, e.g. log "
                          f"ratio?) for: {_names(study, asym)}")
     ni = None
-    if "n" in df.columns:
+    if any("n" in r for r in df):
         n = _column(df, "n", study, required=False)
         if not np.isnan(n).any():
             ni = n
@@ -421,11 +417,56 @@ def _generic(m, df, study):
     return yi, vi, ni, np.ones(len(yi), dtype=bool), notes, []
 
 
+# --------------------------------------------------------------------------- medians
+def fill_from_medians(rows: list, conversion: Mapping) -> tuple:
+    """Pre/post rows with the mean and SD of each side filled from a median summary where missing.
+
+    A side with ``mean_*`` and ``sd_*`` is kept as given; otherwise ``median_*`` with
+    ``min_*``/``max_*`` and/or ``q1_*``/``q3_*`` is converted by
+    :func:`metapool.convert.median_to_mean_sd` (``conversion``: ``mean`` and ``sd`` method names).
+    The row's ``conversion`` column names the method (unless the data already name it) and the
+    notes list the converted studies.  Returns ``(rows, notes)``; the input is not modified.
+
+    Notes
+    -----
+    The conversion itself is validated against R meta 6.5-0 (``tests/test_convert.py``).
+    """
+    from .convert import conversion_label, median_to_mean_sd
+
+    out, converted = [], {}
+    mean_m = conversion.get("mean", "luo2018")
+    sd_m = conversion.get("sd", "shi2020")
+    for r in rows:
+        r = dict(r)
+        labels = []
+        for side in ("pre", "post"):
+            if r.get(f"mean_{side}") is not None and r.get(f"sd_{side}") is not None:
+                continue
+            if r.get(f"median_{side}") is None:
+                continue
+            kw = {k: r.get(f"{c}_{side}") for k, c in (("q1", "q1"), ("q3", "q3"), ("minimum", "min"),
+                                                          ("maximum", "max"))}
+            kw = {k: (np.nan if v is None else float(v)) for k, v in kw.items()}
+            mean, sd = median_to_mean_sd(float(r[f"median_{side}"]), n=float(r["n"]),
+                                         mean_method=mean_m, sd_method=sd_m, **kw)
+            r[f"mean_{side}"], r[f"sd_{side}"] = float(mean), float(sd)
+            labels.append(str(conversion_label(mean_method=mean_m, sd_method=sd_m, **kw)))
+        if labels:
+            label = "; ".join(dict.fromkeys(labels))
+            if not r.get("conversion"):
+                r["conversion"] = label
+            converted[str(r.get("study"))] = label
+        out.append(r)
+    notes = [f"mean/SD estimated from median and IQR/range: {s} ({lab})" for s, lab in converted.items()]
+    return out, notes
+
+
 # --------------------------------------------------------------------------- escalc
 
 def escalc(measure: str, data, *, add: float | None = None, to: str | None = None,
            drop00: bool | None = None, r: float | None = None, r_source: str | None = None,
-           vtype: str | None = None, kind: str | None = None) -> EffectSizes:
+           vtype: str | None = None, kind: str | None = None,
+           conversion: Mapping | None = None) -> EffectSizes:
     """Per-study effect sizes and sampling variances, as R metafor ``escalc()``.
 
     Parameters
@@ -433,9 +474,12 @@ def escalc(measure: str, data, *, add: float | None = None, to: str | None = Non
     measure : str
         PR, PLO, PAS, PFT (proportion); RR, OR, RD, PETO (binary; ratios on the log scale);
         MD, SMD (continuous; SMD is Hedges' g); SMCR, SMCC, MC (pre/post); GEN (generic).
-    data : pandas.DataFrame or mapping of columns
+    data : records, mapping of columns or pandas.DataFrame
         One row per study with a ``study`` column and the columns of one kind (see
         :data:`KIND_COLUMNS`); columns that are entirely empty are ignored when detecting the kind.
+        Pre/post rows may give ``median_pre`` with ``min_pre``/``max_pre`` and/or ``q1_pre``/
+        ``q3_pre`` (and the same for ``post``) instead of a mean and SD: they are converted first
+        (:func:`fill_from_medians`).
     add : float, optional
         Continuity correction added to the cells (metafor default 1/2; 0 for PAS and PFT unless
         given).  Used for proportion and binary data only.
@@ -453,6 +497,9 @@ def escalc(measure: str, data, *, add: float | None = None, to: str | None = Non
         metafor's variance type (default ``"LS"``; also UB/AV/HO/LS2 where metafor offers them).
     kind : str, optional
         Input kind; detected from the columns when omitted.
+    conversion : mapping, optional
+        ``mean`` and ``sd`` estimators for medians (:func:`metapool.convert.median_to_mean_sd`;
+        default R meta's defaults).
 
     Returns
     -------
@@ -472,19 +519,26 @@ def escalc(measure: str, data, *, add: float | None = None, to: str | None = Non
     metafor ``escalc("SMCR", m1i=mean_post, m2i=mean_pre, sd1i=sd_pre, ni=n, ri=r)`` and SMCC
     ``escalc("SMCC", m1i=mean_post, m2i=mean_pre, sd1i=sd_post, sd2i=sd_pre, ni=n, ri=r)``.
     """
-    df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
-    if "study" not in df.columns:
+    df = as_records(data)
+    if not df or not any("study" in r for r in df):
+        if not df:
+            raise ValueError("outcome table has no rows")
         raise ValueError("outcome table needs a `study` column")
-    df = df.reset_index(drop=True)
     if kind is None:
-        kind = detect_kind([c for c in df.columns if df[c].notna().any()])
+        kind = detect_kind(present_columns(df))
     m = check_measure(measure, kind)
-    if len(df) == 0:
-        raise ValueError("outcome table has no rows")
-    study = df["study"].astype(str).to_numpy()
-    _bad(study, df["study"].isna().to_numpy(), lambda i: "the `study` label is missing")
-    dup = pd.Series(study).duplicated(keep=False).to_numpy()
-    _bad(study, dup, lambda i: "the study label appears more than once in this outcome")
+    study = np.array([str(r.get("study")) for r in df], dtype=object)
+    _bad(study, np.array([r.get("study") in (None, "") for r in df]),
+         lambda i: "the `study` label is missing")
+    seen: dict = {}
+    for s in study:
+        seen[s] = seen.get(s, 0) + 1
+    _bad(study, np.array([seen[s] > 1 for s in study]),
+         lambda i: "the study label appears more than once in this outcome")
+    if kind == "prepost":
+        df, conv_notes = fill_from_medians(df, conversion or {})
+    else:
+        conv_notes = []
 
     add_given = add is not None
     if add is None:
@@ -497,7 +551,7 @@ def escalc(measure: str, data, *, add: float | None = None, to: str | None = Non
         raise ValueError(f"to = {to!r} must be one of {', '.join(_TO)}")
     drop00 = bool(drop00) if drop00 is not None else False
 
-    notes = []
+    notes = list(conv_notes)
     if kind == "generic":
         yi, vi, ni, keep, kn, dropped = _generic(m, df, study)
     else:
@@ -525,5 +579,5 @@ def escalc(measure: str, data, *, add: float | None = None, to: str | None = Non
                      f"weights are undefined) for: {_names(study, zero_v)}")
     return EffectSizes(measure=m, kind=kind, study=tuple(study[keep]), yi=yi[keep], vi=vi[keep],
                        ni=None if ni is None else ni[keep],
-                       data=df.loc[keep].reset_index(drop=True), notes=tuple(notes),
+                       data=tuple(r for r, k_ in zip(df, keep) if k_), notes=tuple(notes),
                        dropped=tuple(dropped))

@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
-from scipy import optimize, special, stats
+from scipy import optimize, special
+
+from . import dist
 
 from .results import MetaResult
 
@@ -213,7 +214,7 @@ def _plo_effects(x, n):
     """Per-study logits and variances as metafor's escalc(PLO, add = 1/2, to = "only0")."""
     from .effects import escalc
 
-    es = escalc("PLO", pd.DataFrame({"study": [str(i + 1) for i in range(x.size)],
+    es = escalc("PLO", dict({"study": [str(i + 1) for i in range(x.size)],
                                      "events": x, "total": n}))
     return np.asarray(es.yi, float), np.asarray(es.vi, float)
 
@@ -221,11 +222,11 @@ def _plo_effects(x, n):
 def _lrt_heterogeneity(x, n):
     """Likelihood-ratio test of the fixed-effect (common p) against the saturated binomial model."""
     p_fe = x.sum() / n.sum()
-    ll_fe = np.sum(stats.binom.logpmf(x, n, p_fe))
-    ll_sat = np.sum(stats.binom.logpmf(x, n, x / n))
+    ll_fe = np.sum(dist.binom_logpmf(x, n, p_fe))
+    ll_sat = np.sum(dist.binom_logpmf(x, n, x / n))
     q = max(0.0, float(-2 * (ll_fe - ll_sat)))
     df = x.size - 1
-    return q, float(df), float(stats.chi2.sf(q, df)), float(ll_sat)
+    return q, float(df), float(dist.chi2_sf(q, df)), float(ll_sat)
 
 
 def glmm_proportion(events, total, *, level=0.95, nagq=7, study=None, tol=1e-10) -> MetaResult:
@@ -291,7 +292,7 @@ def glmm_proportion(events, total, *, level=0.95, nagq=7, study=None, tol=1e-10)
     if not (np.isfinite(var_mu) and var_mu > 0):
         raise GLMMError("the information matrix is not positive definite; no standard error")
     se = math.sqrt(var_mu)
-    zcrit = stats.norm.ppf(0.5 + level / 2)
+    zcrit = dist.norm_ppf(0.5 + level / 2)
     zval = mu / se
     yi, vi = _plo_effects(x, n)
     w = 1.0 / vi
@@ -302,7 +303,7 @@ def glmm_proportion(events, total, *, level=0.95, nagq=7, study=None, tol=1e-10)
     return MetaResult(
         measure="PLO", method="GLMM", test="z", level=level, study=study, yi=yi, vi=vi,
         weights=np.full(k, math.nan), k=k, estimate=mu, se=se, stat=zval,
-        pval=float(2 * stats.norm.sf(abs(zval))), ci_lb=mu - zcrit * se, ci_ub=mu + zcrit * se,
+        pval=float(2 * dist.norm_sf(abs(zval))), ci_lb=mu - zcrit * se, ci_ub=mu + zcrit * se,
         pi_lb=mu - zcrit * math.sqrt(var_mu + tau2), pi_ub=mu + zcrit * math.sqrt(var_mu + tau2),
         tau2=tau2, I2=100 * tau2 / (s2 + tau2), H2=tau2 / s2 + 1, Q=q, Q_df=qdf, Q_pval=qp,
         ni=n, notes=tuple(notes))

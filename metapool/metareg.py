@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
-from .results import _frozen_array, _jsonable
+from . import dist
+
+from .results import Record, array_field
 
 METHODS = ("FE", "EE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM")
 _EPS = np.finfo(float).eps
@@ -28,6 +29,21 @@ _EPS = np.finfo(float).eps
 # ---------------------------------------------------------------------------------------------
 # design matrix
 # ---------------------------------------------------------------------------------------------
+def _columns(moderators) -> dict:
+    """Moderators as ``{name: list of values}`` from a mapping of columns or a DataFrame."""
+    if hasattr(moderators, "to_dict") and hasattr(moderators, "columns"):
+        return {str(c): moderators[c].tolist() for c in moderators.columns}
+    return {str(k): list(v) for k, v in dict(moderators).items()}
+
+
+def _is_missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
 def design_matrix(moderators, *, categorical: Sequence[str] = (), intercept: bool = True):
     """Build the design matrix of a meta-regression from a table of moderators.
 
@@ -38,8 +54,8 @@ def design_matrix(moderators, *, categorical: Sequence[str] = (), intercept: boo
 
     Parameters
     ----------
-    moderators : pandas.DataFrame or mapping of column name -> sequence
-        One row per study.
+    moderators : mapping of column name -> sequence, or pandas.DataFrame
+        One row per study.  A column is numeric when every value is a number (bool excepted).
     categorical : sequence of str
         Columns to treat as categorical even if numeric.
     intercept : bool
@@ -50,31 +66,29 @@ def design_matrix(moderators, *, categorical: Sequence[str] = (), intercept: boo
     X : ndarray, shape (k, p)
     names : tuple of str
     """
-    df = moderators if isinstance(moderators, pd.DataFrame) else pd.DataFrame(dict(moderators))
-    unknown = [c for c in categorical if c not in df.columns]
+    df = _columns(moderators)
+    unknown = [c for c in categorical if c not in df]
     if unknown:
-        raise ValueError(f"categorical moderator(s) {unknown} not among the moderators {list(df.columns)}")
+        raise ValueError(f"categorical moderator(s) {unknown} not among the moderators {list(df)}")
     cols, names = [], []
-    k = len(df)
+    k = len(next(iter(df.values()))) if df else 0
     full_coding = not intercept        # without intercept the first factor keeps all its levels
     if intercept:
         cols.append(np.ones(k))
         names.append("intrcpt")
-    for name in df.columns:
-        s = df[name]
-        if s.isna().any():
-            bad = list(np.flatnonzero(s.isna().to_numpy()))
-            raise ValueError(f"moderator {name!r} is missing for row(s) {bad}; drop those studies first")
-        is_cat = (name in categorical or not pd.api.types.is_numeric_dtype(s)
-                  or pd.api.types.is_bool_dtype(s))
+    for name, values in df.items():
+        missing = [i for i, x in enumerate(values) if _is_missing(x)]
+        if missing:
+            raise ValueError(f"moderator {name!r} is missing for row(s) {missing}; drop those studies first")
+        is_cat = name in categorical or not all(_is_number(x) for x in values)
         if not is_cat:
-            cols.append(s.to_numpy(dtype=float))
+            cols.append(np.array([float(x) for x in values]))
             names.append(str(name))
             continue
-        levels = sorted(pd.unique(s.astype(str)))
+        sv = np.array([str(x) for x in values], dtype=object)
+        levels = sorted(set(sv.tolist()))
         if len(levels) < 2:
             raise ValueError(f"categorical moderator {name!r} has a single level ({levels[0]!r})")
-        sv = s.astype(str).to_numpy()
         for lev in levels if full_coding else levels[1:]:
             cols.append((sv == lev).astype(float))
             names.append(f"{name}{lev}")
@@ -221,7 +235,7 @@ def residual_tau2(yi, vi, X, method="REML", *, tol=1e-12, maxiter=10000):
 # the result object
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class MetaRegression:
+class MetaRegression(Record):
     """A fitted mixed-effects (or fixed-effects) meta-regression.
 
     Attributes
@@ -263,39 +277,38 @@ class MetaRegression:
     test: str
     level: float
     study: tuple
-    yi: np.ndarray
-    vi: np.ndarray
-    X: np.ndarray
+    yi: np.ndarray = array_field()
+    vi: np.ndarray = array_field()
+    X: np.ndarray = array_field()
     coef: tuple
-    estimate: np.ndarray
-    se: np.ndarray
-    stat: np.ndarray
-    pval: np.ndarray
-    ci_lb: np.ndarray
-    ci_ub: np.ndarray
-    vcov: np.ndarray
-    df: float
-    QM: float
-    QM_df: float
-    QM_df2: float
-    QM_pval: float
-    tau2: float
-    I2: float
-    H2: float
-    R2: float
-    QE: float
-    QE_df: float
-    QE_pval: float
-    weights: np.ndarray
+    estimate: np.ndarray = array_field()
+    se: np.ndarray = array_field()
+    stat: np.ndarray = array_field()
+    pval: np.ndarray = array_field()
+    ci_lb: np.ndarray = array_field()
+    ci_ub: np.ndarray = array_field()
+    vcov: np.ndarray = array_field()
+    weights: np.ndarray = array_field()
+    df: float = math.nan
+    QM: float = math.nan
+    QM_df: float = math.nan
+    QM_df2: float = math.nan
+    QM_pval: float = math.nan
+    tau2: float = math.nan
+    I2: float = math.nan
+    H2: float = math.nan
+    R2: float = math.nan
+    QE: float = math.nan
+    QE_df: float = math.nan
+    QE_pval: float = math.nan
     moderators: tuple = ()
     notes: tuple = field(default=())
 
     def __post_init__(self):
         object.__setattr__(self, "study", tuple(str(s) for s in self.study))
         object.__setattr__(self, "coef", tuple(self.coef))
-        for name in ("yi", "vi", "X", "estimate", "se", "stat", "pval", "ci_lb", "ci_ub", "vcov",
-                     "weights"):
-            object.__setattr__(self, name, _frozen_array(getattr(self, name)))
+        object.__setattr__(self, "notes", tuple(self.notes))
+        self._freeze_arrays()
 
     @property
     def k(self) -> int:
@@ -307,9 +320,9 @@ class MetaRegression:
 
     def _crit(self) -> float:
         a = 0.5 + self.level / 2
-        return float(stats.t.ppf(a, self.df) if self.test == "knha" else stats.norm.ppf(a))
+        return float(dist.t_ppf(a, self.df) if self.test == "knha" else dist.norm_ppf(a))
 
-    def predict(self, X_new) -> pd.DataFrame:
+    def predict(self, X_new) -> dict:
         """Fitted values for rows of a design matrix: ``pred, se, ci_lb, ci_ub, pi_lb, pi_ub``.
 
         The prediction interval adds tau² to the variance and uses the same quantile as the
@@ -323,25 +336,21 @@ class MetaRegression:
         se = np.sqrt(np.einsum("ij,jk,ik->i", Xn, self.vcov, Xn))
         crit = self._crit()
         pse = np.sqrt(se**2 + self.tau2)
-        return pd.DataFrame({"pred": pred, "se": se, "ci_lb": pred - crit * se, "ci_ub": pred + crit * se,
-                             "pi_lb": pred - crit * pse, "pi_ub": pred + crit * pse})
+        return {"pred": pred, "se": se, "ci_lb": pred - crit * se, "ci_ub": pred + crit * se,
+                "pi_lb": pred - crit * pse, "pi_ub": pred + crit * pse}
 
-    def to_frame(self) -> pd.DataFrame:
-        """The coefficient table: ``coef, estimate, se, stat, pval, ci_lb, ci_ub``."""
-        return pd.DataFrame({"coef": self.coef, "estimate": self.estimate, "se": self.se,
-                             "stat": self.stat, "pval": self.pval, "ci_lb": self.ci_lb,
-                             "ci_ub": self.ci_ub})
+    def coefficients(self) -> list:
+        """The coefficient table as records: ``coef, estimate, se, stat, pval, ci_lb, ci_ub``."""
+        return [{"coef": c, "estimate": float(e), "se": float(s), "stat": float(z), "pval": float(pv),
+                 "ci_lb": float(lb), "ci_ub": float(ub)}
+                for c, e, s, z, pv, lb, ub in zip(self.coef, self.estimate, self.se, self.stat, self.pval,
+                                                  self.ci_lb, self.ci_ub)]
 
-    def to_dict(self) -> dict:
-        """JSON-compatible dictionary (coefficient table as a list of rows)."""
-        d = {"method": self.method, "test": self.test, "level": self.level, "k": self.k, "p": self.p,
-             "moderators": list(self.moderators), "study": list(self.study),
-             "coefficients": self.to_frame().to_dict(orient="records"), "df": self.df,
-             "QM": self.QM, "QM_df": self.QM_df, "QM_df2": self.QM_df2, "QM_pval": self.QM_pval,
-             "tau2": self.tau2, "I2": self.I2, "H2": self.H2, "R2": self.R2, "QE": self.QE,
-             "QE_df": self.QE_df, "QE_pval": self.QE_pval, "weights": self.weights,
-             "notes": list(self.notes)}
-        return _jsonable(d)
+    def to_frame(self):
+        """The coefficient table as a pandas DataFrame (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.coefficients())
 
 
 def _heterogeneity(y, v, X, method, tau2):
@@ -350,7 +359,7 @@ def _heterogeneity(y, v, X, method, tau2):
     w = 1.0 / v
     _, A_inv, e = _wls(y, X, w)
     QE = max(0.0, float(np.sum(w * e**2)))
-    QEp = float(stats.chi2.sf(QE, k - p))
+    QEp = float(dist.chi2_sf(QE, k - p))
     if method in ("FE", "EE"):
         I2 = max(0.0, 100 * (QE - (k - p)) / QE) if QE > 0 else 0.0
         return QE, QEp, I2, QE / (k - p)
@@ -431,8 +440,7 @@ def meta_regression(yi, vi, moderators=None, *, method="REML", test="z", level=0
         if moderators is None:
             raise ValueError("give the moderators (a table) or a design matrix X")
         X, names = design_matrix(moderators, categorical=categorical, intercept=intercept)
-        mods = tuple(str(c) for c in (moderators.columns if isinstance(moderators, pd.DataFrame)
-                                      else moderators))
+        mods = tuple(_columns(moderators))
     else:
         X = np.asarray(X, dtype=float)
         names = tuple(coef_names) if coef_names is not None else tuple(f"X{j}" for j in range(X.shape[1]))
@@ -463,14 +471,14 @@ def meta_regression(yi, vi, moderators=None, *, method="REML", test="z", level=0
     if test == "knha":
         QM /= m
         QM_df2 = float(k - p)
-        QMp = float(stats.f.sf(QM, m, k - p)) if k > p else math.nan
-        pval = 2 * stats.t.sf(np.abs(stat), df) if k > p else np.full(p, math.nan)
-        crit = stats.t.ppf(a, df) if k > p else math.nan
+        QMp = float(dist.f_sf(QM, m, k - p)) if k > p else math.nan
+        pval = 2 * dist.t_sf(np.abs(stat), df) if k > p else np.full(p, math.nan)
+        crit = dist.t_ppf(a, df) if k > p else math.nan
     else:
         QM_df2 = math.nan
-        QMp = float(stats.chi2.sf(QM, m))
-        pval = 2 * stats.norm.sf(np.abs(stat))
-        crit = stats.norm.ppf(a)
+        QMp = float(dist.chi2_sf(QM, m))
+        pval = 2 * dist.norm_sf(np.abs(stat))
+        crit = dist.norm_ppf(a)
 
     if k > p:
         QE, QEp, I2, H2 = _heterogeneity(y, v, X, method, tau2)

@@ -1,74 +1,212 @@
-"""Immutable result objects shared by every layer.
+"""Immutable, typed result objects shared by every layer, and their JSON round trip.
 
-One :class:`EffectSizes` holds the per-study effect sizes of one outcome; one
-:class:`MetaResult` holds one pooled model fitted to them.  Tables, JSON files and
-figures are all produced from these objects, so a figure can never disagree with
-its table.
+Every result is a frozen dataclass that inherits :class:`Record`: ``to_dict()`` gives plain JSON
+data (NaN as ``None``, arrays as lists, nested results as objects) and ``from_dict()`` rebuilds an
+equal object from it, guided by the field types.  One :class:`EffectSizes` holds the per-study
+effect sizes of one outcome; one :class:`MetaResult` one pooled model; :class:`NotRun` stands in
+for an analysis that could not run, with the reason (never parsed back out of text).  The further
+analyses define their own records (:mod:`metapool.sensitivity`, :mod:`metapool.bias`,
+:mod:`metapool.subgroups`, :mod:`metapool.metareg`), and :class:`metapool.analysis.OutcomeAnalysis`
+holds them all.
 
 Scales
 ------
 Every number in a :class:`MetaResult` is on the *analysis* scale (logit, log ratio,
 Freeman-Tukey, ...).  The reporting scale (proportion, ratio) is obtained with
-:meth:`MetaResult.reporting`, which applies :func:`metapool.transforms.back_transform`
-to the estimate, the confidence interval and the prediction interval.
+:meth:`MetaResult.reporting`, which applies :func:`metapool.transforms.back_transform`.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import sys
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 import numpy as np
-import pandas as pd
+
+__all__ = ["Record", "NotRun", "EffectSizes", "MetaResult", "result_from_dict", "effects_from_dict",
+           "array_field", "frozen_array", "jsonable"]
 
 
-def _frozen_array(x) -> np.ndarray:
-    a = np.array(x, dtype=float, copy=True)
+# --------------------------------------------------------------------------- JSON helpers
+def frozen_array(x, dtype=float) -> np.ndarray:
+    a = np.array(x, dtype=dtype, copy=True)
     a.setflags(write=False)
     return a
 
 
-def _jsonable(v: Any) -> Any:
-    """Convert numpy scalars/arrays and NaN to plain JSON-compatible values (NaN -> None)."""
+_frozen_array = frozen_array        # older name, used by the analysis modules
+
+
+def jsonable(v: Any) -> Any:
+    """Plain JSON-compatible values: numpy scalars/arrays -> Python, NaN/inf -> None, records -> dicts."""
+    if isinstance(v, Record) or (dataclasses.is_dataclass(v) and hasattr(v, "to_dict")):
+        return v.to_dict()
     if isinstance(v, np.ndarray):
-        return [_jsonable(x) for x in v.tolist()]
+        return [jsonable(x) for x in v.tolist()]
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (np.integer,)):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if isinstance(v, np.integer):
         return int(v)
     if isinstance(v, (float, np.floating)):
         f = float(v)
-        return None if math.isnan(f) else f
+        return None if not math.isfinite(f) else f
     return v
 
 
+_jsonable = jsonable
+
+
+def array_field(dtype=float, **kw):
+    """A dataclass field holding a read-only numpy array of ``dtype`` (float, bool, int or object)."""
+    return field(metadata={"dtype": dtype}, **kw)
+
+
+def _hints(cls) -> dict:
+    cache = cls.__dict__.get("_hints_cache")
+    if cache is None:
+        cache = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+        setattr(cls, "_hints_cache", cache)
+    return cache
+
+
+def _decode(tp, v, f: dataclasses.Field | None = None):
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return v
+    if origin in (Union, types.UnionType):
+        if v is None:
+            if type(None) in args:
+                return None
+            return math.nan if float in args else None
+        recs = [a for a in args if isinstance(a, type) and issubclass(a, Record)]
+        if recs and isinstance(v, Mapping):
+            if NotRun in recs and "not_run" in v:
+                return NotRun.from_dict(v)
+            others = [a for a in recs if a is not NotRun]
+            return others[0].from_dict(v)
+        rest = [a for a in args if a is not type(None)]
+        return _decode(rest[0], v, f)
+    if isinstance(tp, type) and (issubclass(tp, Record) or hasattr(tp, "from_dict")):
+        return None if v is None else tp.from_dict(v)
+    if tp is np.ndarray:
+        if v is None:
+            return None
+        dtype = (f.metadata.get("dtype", float) if f is not None else float)
+        if dtype is float:
+            v = [[math.nan if x is None else x for x in row] if isinstance(row, list) else
+                 (math.nan if row is None else row) for row in v]
+        return frozen_array(v, dtype)
+    if origin is tuple or tp is tuple:
+        if v is None:
+            return ()
+        if args and isinstance(args[0], type) and issubclass(args[0], Record):
+            return tuple(args[0].from_dict(x) for x in v)
+        return tuple(tuple(x) if isinstance(x, list) else x for x in v)
+    if tp is float:
+        return math.nan if v is None else float(v)
+    if tp is int:
+        return None if v is None else int(v)
+    if tp is bool:
+        return bool(v)
+    if origin in (dict, Mapping) or tp in (dict, Mapping) or origin is typing.Mapping:
+        return {} if v is None else dict(v)
+    return v
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+class Record:
+    """Mixin for frozen result dataclasses: ``to_dict()`` / ``from_dict()`` from the field types.
+
+    Arrays are declared with :func:`array_field` (float unless a dtype is given); fields typed as
+    another record, a tuple of records or ``A | NotRun | None`` are encoded and decoded recursively.
+    ``from_dict(to_dict(x))`` equals ``x`` (tests/test_results.py checks every record type).
+    """
+
+    def to_dict(self) -> dict:
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping):
+        hints = _hints(cls)
+        kw = {}
+        for f in dataclasses.fields(cls):
+            if f.name in d:
+                kw[f.name] = _decode(hints[f.name], d[f.name], f)
+        return cls(**kw)
+
+    def same_as(self, other) -> bool:
+        """Field-by-field equality (arrays compared elementwise, NaN equal to NaN)."""
+        return type(self) is type(other) and _same(self.to_dict(), other.to_dict())
+
+    def _freeze_arrays(self):
+        for f in dataclasses.fields(self):
+            if "dtype" in f.metadata:
+                v = getattr(self, f.name)
+                if v is not None:
+                    object.__setattr__(self, f.name, frozen_array(v, f.metadata["dtype"]))
+
+    def __post_init__(self):
+        self._freeze_arrays()
+
+
 @dataclass(frozen=True)
-class EffectSizes:
+class NotRun(Record):
+    """An analysis that did not run, and why (e.g. ``"k = 2 < 3"``); JSON ``{"not_run": reason}``."""
+
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"not_run": self.reason}
+
+    @classmethod
+    def from_dict(cls, d: Mapping):
+        return cls(str(d["not_run"]))
+
+    def __str__(self) -> str:
+        return f"not run: {self.reason}"
+
+
+# --------------------------------------------------------------------------- effect sizes
+@dataclass(frozen=True)
+class EffectSizes(Record):
     """Per-study effect sizes of one outcome, on the analysis scale.
 
     Attributes
     ----------
     measure : str
-        Effect-size measure (PR, PLO, PAS, PFT, RR, OR, RD, MD, SMD, SMCR, SMCC, GEN).
+        Effect-size measure (PR, PLO, PAS, PFT, RR, OR, RD, MD, SMD, SMCR, SMCC, MC, GEN).
     kind : str
         Input kind read from the columns: ``proportion``, ``binary``, ``continuous``,
         ``prepost`` or ``generic``.
     study : tuple of str
-        Study labels, in input order (after dropping studies, see ``dropped``).
+        Study keys, in input order (after dropping studies, see ``dropped``).
     yi, vi : ndarray
         Effect sizes and their sampling variances.
     ni : ndarray or None
-        Total sample size per study (used by the Freeman-Tukey back-transform and
-        Peters' test); None when unknown (generic input).
-    data : pandas.DataFrame
-        The input rows that were used, in the same order as ``study`` (raw columns such as
-        events/total or mean/sd/n, for forest-plot columns).
+        Total sample size per study (Freeman-Tukey back-transform, Peters' test); None when
+        unknown (generic input).
+    data : tuple of dict
+        The input rows that were used, aligned with ``study`` (raw columns such as events/total
+        or mean/sd/n for the forest plot; pre/post means converted from medians filled in, with
+        the method in ``conversion``).
     notes : tuple of str
-        Human-readable notes on choices made (continuity correction applied to which
-        studies, the pre/post correlation used and its source, conversions).
+        Choices made (continuity correction applied to which studies, the pre/post correlation
+        used and its source, conversions).
     dropped : tuple of (str, str)
         Studies left out and why (e.g. double-zero studies).
     """
@@ -76,19 +214,18 @@ class EffectSizes:
     measure: str
     kind: str
     study: tuple
-    yi: np.ndarray
-    vi: np.ndarray
-    ni: np.ndarray | None = None
-    data: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    yi: np.ndarray = array_field()
+    vi: np.ndarray = array_field()
+    ni: np.ndarray | None = array_field(default=None)
+    data: tuple = field(default=(), compare=False, repr=False)
     notes: tuple = ()
     dropped: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "study", tuple(str(s) for s in self.study))
-        object.__setattr__(self, "yi", _frozen_array(self.yi))
-        object.__setattr__(self, "vi", _frozen_array(self.vi))
-        if self.ni is not None:
-            object.__setattr__(self, "ni", _frozen_array(self.ni))
+        object.__setattr__(self, "data", tuple(dict(r) for r in (self.data or ())))
+        object.__setattr__(self, "dropped", tuple(tuple(x) for x in self.dropped))
+        self._freeze_arrays()
         if not (len(self.study) == self.yi.shape[0] == self.vi.shape[0]):
             raise ValueError("study, yi and vi must have the same length")
 
@@ -100,22 +237,35 @@ class EffectSizes:
     def sei(self) -> np.ndarray:
         return np.sqrt(self.vi)
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per study: ``study, yi, vi, sei`` (+ ``ni`` when known)."""
+    def column(self, name: str) -> np.ndarray:
+        """A numeric column of ``data`` aligned with ``study`` (NaN where missing)."""
+        from .rows import numbers
+
+        return numbers(self.data, name)
+
+    def to_frame(self):
+        """One row per study: ``study, yi, vi, sei`` (+ ``ni`` when known); needs pandas."""
+        import pandas as pd
+
         df = pd.DataFrame({"study": self.study, "yi": self.yi, "vi": self.vi, "sei": self.sei})
         if self.ni is not None:
             df["ni"] = self.ni
         return df
 
 
+def effects_from_dict(d: Mapping) -> EffectSizes:
+    """Rebuild an :class:`EffectSizes` from :meth:`EffectSizes.to_dict` output."""
+    return EffectSizes.from_dict(d)
+
+
+# --------------------------------------------------------------------------- one model
 @dataclass(frozen=True)
-class MetaResult:
+class MetaResult(Record):
     """One fitted fixed- or random-effects model (analysis scale).
 
-    Field names follow ``results/summary.csv`` (see DESIGN.md) and the ``expected``
-    keys of ``tests/metafor_cases.json``.  Quantities that do not apply to a model
-    (tau² of a fixed-effect model, the prediction interval of a Mantel-Haenszel fit)
-    are NaN.
+    Field names follow ``results/summary.csv`` and the ``expected`` keys of
+    ``tests/metafor_cases.json``.  Quantities that do not apply to a model (tau² of a
+    fixed-effect model, the prediction interval of a Mantel-Haenszel fit) are NaN.
 
     Attributes
     ----------
@@ -125,14 +275,13 @@ class MetaResult:
     level : float
         Confidence level, e.g. 0.95.
     pi_method : str
-        Prediction-interval convention: ``metafor`` (normal quantile under z, t(k-1)
-        under knha) or ``higgins`` (t(k-2)).
+        Prediction-interval convention: ``metafor`` (normal quantile under z, t(k-1) under knha)
+        or ``higgins`` (t(k-2)).
     study : tuple of str
-        Labels of the studies in the fit.
     yi, vi : ndarray
         Effect sizes and variances the model was fitted to.
     weights : ndarray
-        Per-study weights in percent (sum to 100).
+        Per-study weights in percent (sum to 100; NaN for the GLMM).
     ni : ndarray or None
         Per-study total n (for the Freeman-Tukey back-transform).
     k, estimate, se, stat, pval, ci_lb, ci_ub, df : numbers
@@ -142,10 +291,8 @@ class MetaResult:
     tau2, tau2_ci_lb, tau2_ci_ub, I2, I2_ci_lb, I2_ci_ub, H2, H2_ci_lb, H2_ci_ub : float
         Heterogeneity; CIs by the Q-profile method.
     Q, Q_df, Q_pval : float
-        Cochran's Q test of heterogeneity.
+        Cochran's Q test of heterogeneity (NaN with one study: nothing to test).
     notes : tuple of str
-        Choices and warnings (e.g. "REML did not converge by Fisher scoring; maximum
-        found by bounded search").
     """
 
     measure: str
@@ -153,16 +300,16 @@ class MetaResult:
     test: str
     level: float
     study: tuple
-    yi: np.ndarray
-    vi: np.ndarray
-    weights: np.ndarray
-    k: int
-    estimate: float
-    se: float
-    stat: float
-    pval: float
-    ci_lb: float
-    ci_ub: float
+    yi: np.ndarray = array_field()
+    vi: np.ndarray = array_field()
+    weights: np.ndarray = array_field()
+    k: int = 0
+    estimate: float = math.nan
+    se: float = math.nan
+    stat: float = math.nan
+    pval: float = math.nan
+    ci_lb: float = math.nan
+    ci_ub: float = math.nan
     pi_lb: float = math.nan
     pi_ub: float = math.nan
     df: float = math.nan
@@ -179,15 +326,13 @@ class MetaResult:
     Q_df: float = math.nan
     Q_pval: float = math.nan
     pi_method: str = "metafor"
-    ni: np.ndarray | None = None
+    ni: np.ndarray | None = array_field(default=None)
     notes: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "study", tuple(str(s) for s in self.study))
-        for name in ("yi", "vi", "weights"):
-            object.__setattr__(self, name, _frozen_array(getattr(self, name)))
-        if self.ni is not None:
-            object.__setattr__(self, "ni", _frozen_array(self.ni))
+        object.__setattr__(self, "notes", tuple(self.notes))
+        self._freeze_arrays()
 
     @property
     def is_random(self) -> bool:
@@ -204,12 +349,14 @@ class MetaResult:
 
     def to_dict(self) -> dict:
         """All fields as plain JSON-compatible values, plus ``reporting`` (back-transformed)."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d["reporting"] = self.reporting()
-        return _jsonable(d)
+        d = super().to_dict()
+        d["reporting"] = jsonable(self.reporting())
+        return d
 
-    def to_frame(self) -> pd.DataFrame:
-        """One-row frame of the scalar fields (analysis scale) and ``*_back`` reporting values."""
+    def to_frame(self):
+        """One-row frame of the scalar fields (analysis scale) and ``*_back`` values; needs pandas."""
+        import pandas as pd
+
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
              if f.name not in ("study", "yi", "vi", "weights", "ni", "notes")}
         d["notes"] = "; ".join(self.notes)
@@ -217,107 +364,16 @@ class MetaResult:
             d[f"{k}_back"] = v
         return pd.DataFrame([d])
 
-    def study_frame(self) -> pd.DataFrame:
-        """Per-study rows: ``study, yi, vi, ci_lb, ci_ub, weight`` (analysis scale, normal CI)."""
-        from scipy.stats import norm
+    def study_frame(self) -> dict:
+        """Per-study columns: ``study, yi, vi, ci_lb, ci_ub, weight`` (analysis scale, normal CI)."""
+        from scipy.special import ndtri
 
-        z = norm.ppf(0.5 + self.level / 2)
+        z = ndtri(0.5 + self.level / 2)
         se = np.sqrt(self.vi)
-        return pd.DataFrame({"study": self.study, "yi": self.yi, "vi": self.vi,
-                             "ci_lb": self.yi - z * se, "ci_ub": self.yi + z * se,
-                             "weight": self.weights})
-
-
-def _array_or_none(v):
-    return None if v is None else np.array([math.nan if x is None else x for x in v], dtype=float)
-
-
-def effects_from_dict(d: Mapping) -> EffectSizes:
-    """Rebuild an :class:`EffectSizes` from :meth:`EffectSizes.to_dict` output."""
-    data = pd.DataFrame(d["data"]) if d.get("data") is not None else None
-    return EffectSizes(measure=d["measure"], kind=d["kind"], study=tuple(d["study"]),
-                       yi=_array_or_none(d["yi"]), vi=_array_or_none(d["vi"]),
-                       ni=_array_or_none(d.get("ni")), data=data,
-                       notes=tuple(d.get("notes", ())),
-                       dropped=tuple(tuple(x) for x in d.get("dropped", ())))
-
-
-def _effects_to_dict(self: EffectSizes) -> dict:
-    d = {"measure": self.measure, "kind": self.kind, "study": list(self.study),
-         "yi": self.yi, "vi": self.vi, "ni": self.ni, "notes": list(self.notes),
-         "dropped": [list(x) for x in self.dropped],
-         "data": None if self.data is None else self.data.to_dict(orient="records")}
-    return _jsonable(d)
-
-
-EffectSizes.to_dict = _effects_to_dict
+        return {"study": list(self.study), "yi": self.yi, "vi": self.vi,
+                "ci_lb": self.yi - z * se, "ci_ub": self.yi + z * se, "weight": self.weights}
 
 
 def result_from_dict(d: Mapping) -> MetaResult:
     """Rebuild a :class:`MetaResult` from :meth:`MetaResult.to_dict` output."""
-    names = {f.name for f in dataclasses.fields(MetaResult)}
-    kw = {}
-    for k, v in d.items():
-        if k not in names:
-            continue
-        if k in ("yi", "vi", "weights", "ni"):
-            v = _array_or_none(v)
-        elif k in ("study", "notes"):
-            v = tuple(v)
-        elif v is None:
-            v = math.nan
-        kw[k] = v
-    return MetaResult(**kw)
-
-
-@dataclass(frozen=True)
-class OutcomeAnalysis:
-    """Everything computed for one outcome: the one object that tables, JSON and figures read.
-
-    Attributes
-    ----------
-    outcome : str
-        Outcome key (the ``{outcome}`` wildcard).
-    label : str
-        Human-readable outcome label.
-    effects : EffectSizes
-        Per-study effect sizes.
-    fits : tuple of MetaResult
-        Pooled models, fixed effect(s) first, then random effects. The first random-effects
-        fit is the primary model.
-    extras : dict
-        JSON-compatible results of further analyses (subgroups, sensitivity, bias, ...),
-        keyed by analysis name.
-    """
-
-    outcome: str
-    label: str
-    effects: EffectSizes
-    fits: tuple
-    extras: Mapping = field(default_factory=dict)
-
-    def fit(self, method: str) -> MetaResult:
-        """The fit with the given method name (e.g. ``"FE"``, ``"REML"``)."""
-        for f in self.fits:
-            if f.method == method:
-                return f
-        raise KeyError(f"outcome {self.outcome!r} has no {method} fit "
-                       f"(have: {', '.join(f.method for f in self.fits)})")
-
-    @property
-    def primary(self) -> MetaResult:
-        """The first random-effects fit, or the first fit if there is none."""
-        return next((f for f in self.fits if f.is_random), self.fits[0])
-
-    def to_dict(self) -> dict:
-        return _jsonable({"outcome": self.outcome, "label": self.label,
-                          "effects": self.effects.to_dict(),
-                          "fits": [f.to_dict() for f in self.fits],
-                          "extras": dict(self.extras)})
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "OutcomeAnalysis":
-        return cls(outcome=d["outcome"], label=d["label"],
-                   effects=effects_from_dict(d["effects"]),
-                   fits=tuple(result_from_dict(f) for f in d["fits"]),
-                   extras=d.get("extras", {}))
+    return MetaResult.from_dict(d)

@@ -7,21 +7,21 @@ fit), never a Python loop of fits.  Definitions follow R metafor 3.8-1 (``leave1
 validated against it in ``tests/test_sensitivity.py`` (``tests/metafor_cases_analyses.json``).
 
 Each function takes either a fitted :class:`~metapool.results.MetaResult` (its studies, method,
-test and level are reused) or plain ``yi, vi`` arrays with ``method``/``test``/``level``.
-Tables are pandas DataFrames (one row per fit or study); :func:`records` turns one into
-JSON-compatible rows for ``OutcomeAnalysis.extras``.
+test and level are reused) or plain ``yi, vi`` arrays with ``method``/``test``/``level``, and
+returns a frozen record (:class:`LeaveOneOut`, :class:`Cumulative`, :class:`Influence`,
+:class:`GoshResult`) whose columns are arrays aligned with ``study``; ``rec["estimate"]`` reads a
+column, ``to_dict()``/``from_dict()`` store it in ``results/pooled/{outcome}.json``.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
-from scipy import stats
+from scipy.special import chdtr
 
 from .models import fit_batch
-from .results import MetaResult, _frozen_array, _jsonable
+from .results import MetaResult, Record, array_field, frozen_array
 
 #: GOSH: all 2^k - 1 subsets are fitted up to this many studies, a random sample above it.
 GOSH_EXACT_MAX_K = 16
@@ -29,6 +29,76 @@ GOSH_DEFAULT_SUBSETS = 100_000
 
 _FIT_COLUMNS = ("k", "estimate", "se", "stat", "pval", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "tau2",
                 "Q", "Q_pval", "I2", "H2")
+
+
+class _Columns:
+    """Column access for records whose arrays are aligned with ``study``: ``rec["estimate"]``."""
+
+    def __getitem__(self, name):
+        if name == "study":
+            return list(self.study)
+        return getattr(self, name)
+
+    def columns(self) -> list:
+        return [f for f in self.__dataclass_fields__ if isinstance(getattr(self, f), np.ndarray)]
+
+    def to_frame(self):
+        """The table as a pandas DataFrame (``study`` first); needs pandas."""
+        import pandas as pd
+
+        cols = {"study": list(self.study)}
+        cols.update({c: getattr(self, c) for c in self.columns()})
+        return pd.DataFrame(cols)
+
+
+@dataclass(frozen=True)
+class FitTable(_Columns, Record):
+    """One refitted model per row (leave-one-out, cumulative): metafor's ``leave1out``/``cumul``
+    columns ``k, estimate, se, stat, pval, ci_lb, ci_ub, pi_lb, pi_ub, tau2, Q, Q_pval, I2, H2, df``
+    (analysis scale); ``study`` is the study left out (leave-one-out) or added (cumulative)."""
+
+    method: str
+    test: str
+    level: float
+    study: tuple
+    k: np.ndarray = array_field(int)
+    estimate: np.ndarray = array_field()
+    se: np.ndarray = array_field()
+    stat: np.ndarray = array_field()
+    pval: np.ndarray = array_field()
+    ci_lb: np.ndarray = array_field()
+    ci_ub: np.ndarray = array_field()
+    pi_lb: np.ndarray = array_field()
+    pi_ub: np.ndarray = array_field()
+    tau2: np.ndarray = array_field()
+    Q: np.ndarray = array_field()
+    Q_pval: np.ndarray = array_field()
+    I2: np.ndarray = array_field()
+    H2: np.ndarray = array_field()
+    df: np.ndarray = array_field()
+
+    @property
+    def n_fits(self) -> int:
+        return len(self.study)
+
+
+@dataclass(frozen=True)
+class LeaveOneOut(FitTable):
+    """Leave-one-out refits (metafor ``leave1out``); row i omits ``study[i]``."""
+
+
+@dataclass(frozen=True)
+class Cumulative(FitTable):
+    """Cumulative meta-analysis (metafor ``cumul``): row i pools the first i studies in order.
+
+    ``order`` holds each added study's sort key as text (None where the study had none: added
+    last), ``order_by`` the column and ``decreasing`` the direction; ``notes`` say what was done
+    with missing keys."""
+
+    order_by: str = ""
+    decreasing: bool = False
+    order: tuple = ()
+    notes: tuple = ()
 
 
 def _unpack(fit_or_yi, vi, method, test, level, study):
@@ -54,36 +124,31 @@ def _unpack(fit_or_yi, vi, method, test, level, study):
     return y, v, study, method or "REML", test or "z", level or 0.95
 
 
-def _batch(Y, V, mask, method, test, level) -> pd.DataFrame:
-    """fit_batch as a DataFrame; single-study fits use the normal test under knha (as metafor,
-    whose Knapp-Hartung factor is undefined for k = 1)."""
+def _batch(Y, V, mask, method, test, level) -> dict:
+    """fit_batch as a dict of columns; single-study fits use the normal test under knha (as
+    metafor, whose Knapp-Hartung factor is undefined for k = 1)."""
     with np.errstate(invalid="ignore", divide="ignore"):     # single-study rows: tau2 = 0 anyway
         b = fit_batch(Y, V, mask, method=method, test=test, level=level)
-    out = pd.DataFrame({c: np.asarray(getattr(b, c)) for c in _FIT_COLUMNS})
-    out["df"] = np.asarray(b.df)
+    out = {c: np.array(getattr(b, c), dtype=float) for c in _FIT_COLUMNS}
+    out["df"] = np.array(b.df, dtype=float)
     if test == "knha":
-        one = out["k"].to_numpy() == 1
+        one = out["k"] == 1
         if one.any():
             bz = fit_batch(Y[one], V[one], mask[one], method=method, test="z", level=level)
             for c in _FIT_COLUMNS:
-                out.loc[one, c] = np.asarray(getattr(bz, c))
-            out.loc[one, "df"] = math.nan
+                out[c][one] = np.asarray(getattr(bz, c))
+            out["df"][one] = math.nan
     out["k"] = out["k"].astype(int)
     return out
 
 
-def records(frame: pd.DataFrame) -> list:
-    """JSON-compatible list of row dicts (NaN -> None) for ``OutcomeAnalysis.extras``."""
-    return _jsonable(frame.to_dict(orient="records"))
-
-
 # ---------------------------------------------------------------------------------------------
-def leave_one_out(fit_or_yi, vi=None, *, method=None, test=None, level=None, study=None) -> pd.DataFrame:
+def leave_one_out(fit_or_yi, vi=None, *, method=None, test=None, level=None, study=None) -> LeaveOneOut:
     """Refit the model k times, each time without one study.
 
     Returns
     -------
-    pandas.DataFrame
+    LeaveOneOut
         One row per omitted study: ``study`` (the study left out), ``k, estimate, se, stat, pval,
         ci_lb, ci_ub, pi_lb, pi_ub, tau2, Q, Q_pval, I2, H2, df``.
 
@@ -97,13 +162,11 @@ def leave_one_out(fit_or_yi, vi=None, *, method=None, test=None, level=None, stu
         raise ValueError("leave-one-out needs at least 2 studies")
     mask = ~np.eye(k, dtype=bool)
     out = _batch(np.broadcast_to(y, (k, k)), np.broadcast_to(v, (k, k)), mask, method, test, level)
-    out.insert(0, "study", study)
-    out.attrs.update(analysis="leave_one_out", method=method, test=test, level=level)
-    return out
+    return LeaveOneOut(method=method, test=test, level=level, study=tuple(study), **out)
 
 
 def cumulative(fit_or_yi, vi=None, *, order=None, decreasing=False, method=None, test=None, level=None,
-               study=None) -> pd.DataFrame:
+               study=None, order_by: str = "", notes=()) -> Cumulative:
     """Cumulative meta-analysis: add the studies one at a time in the given order.
 
     Parameters
@@ -116,7 +179,7 @@ def cumulative(fit_or_yi, vi=None, *, order=None, decreasing=False, method=None,
 
     Returns
     -------
-    pandas.DataFrame
+    Cumulative
         Row i is the fit of the first i studies: ``study`` (the study added), ``order`` (its key),
         ``k, estimate, se, stat, pval, ci_lb, ci_ub, pi_lb, pi_ub, tau2, Q, Q_pval, I2, H2, df``.
 
@@ -129,17 +192,17 @@ def cumulative(fit_or_yi, vi=None, *, order=None, decreasing=False, method=None,
     key = np.arange(k) if order is None else np.asarray(order)
     if key.shape != (k,):
         raise ValueError(f"order has {key.size} values for {k} studies")
-    if pd.isna(key).any():
+    if key.dtype.kind == "f" and np.isnan(key).any() or any(x is None for x in key.tolist()):
         raise ValueError("order has missing values; give every study a sort key")
     rank = np.unique(key, return_inverse=True)[1].ravel()     # works for numbers, dates and text
     idx = np.argsort(-rank if decreasing else rank, kind="stable")   # ties keep the input order
     mask = np.tril(np.ones((k, k), dtype=bool))
     out = _batch(np.broadcast_to(y[idx], (k, k)), np.broadcast_to(v[idx], (k, k)), mask, method, test,
                  level)
-    out.insert(0, "order", key[idx])
-    out.insert(0, "study", [study[i] for i in idx])
-    out.attrs.update(analysis="cumulative", method=method, test=test, level=level)
-    return out
+    keys = [None if (isinstance(x, float) and math.isinf(x)) else x for x in key[idx].tolist()]
+    return Cumulative(method=method, test=test, level=level, study=tuple(study[i] for i in idx),
+                      order_by=order_by, decreasing=bool(decreasing), order=tuple(keys),
+                      notes=tuple(notes), **out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,10 +211,51 @@ def _full_and_deleted(y, v, method, test, level):
     k = y.size
     mask = np.vstack([np.ones((1, k), bool), ~np.eye(k, dtype=bool)])
     fits = _batch(np.broadcast_to(y, (k + 1, k)), np.broadcast_to(v, (k + 1, k)), mask, method, test, level)
-    return fits.iloc[0], fits.iloc[1:].reset_index(drop=True)
+    return {c: float(x[0]) for c, x in fits.items()}, {c: x[1:] for c, x in fits.items()}
 
 
-def influence(fit_or_yi, vi=None, *, method=None, test=None, level=None, study=None) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Influence(_Columns, Record):
+    """Case-deletion diagnostics (metafor ``influence``) and Baujat coordinates (``baujat``).
+
+    Columns aligned with ``study``: ``rstudent, dffits, cook_d, cov_r, tau2_del, QE_del, hat,
+    weight, dfbetas, inf`` (flagged influential) and ``baujat_x`` (contribution to heterogeneity),
+    ``baujat_y`` (influence on the pooled result); ``tau2`` and ``Q`` of the full model."""
+
+    method: str
+    test: str
+    level: float
+    study: tuple
+    tau2: float
+    Q: float
+    rstudent: np.ndarray = array_field()
+    dffits: np.ndarray = array_field()
+    cook_d: np.ndarray = array_field()
+    cov_r: np.ndarray = array_field()
+    tau2_del: np.ndarray = array_field()
+    QE_del: np.ndarray = array_field()
+    hat: np.ndarray = array_field()
+    weight: np.ndarray = array_field()
+    dfbetas: np.ndarray = array_field()
+    inf: np.ndarray = array_field(bool)
+    baujat_x: np.ndarray = array_field()
+    baujat_y: np.ndarray = array_field()
+
+    @property
+    def influential(self) -> list:
+        """The studies flagged by metafor's cut-offs."""
+        return [s for s, f in zip(self.study, self.inf) if f]
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.baujat_x
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.baujat_y
+
+
+def influence(fit_or_yi, vi=None, *, method=None, test=None, level=None, study=None) -> Influence:
     """Case-deletion influence diagnostics of a model without moderators.
 
     Columns (metafor ``influence.rma.uni`` definitions, p = 1):
@@ -186,13 +290,13 @@ def influence(fit_or_yi, vi=None, *, method=None, test=None, level=None, study=N
     mu, vb = full["estimate"], full["se"] ** 2
     w = 1.0 / (v + full["tau2"])
     hat = w / w.sum()
-    mu_d, vb_d, t2_d = (dele[c].to_numpy() for c in ("estimate", "se", "tau2"))
+    mu_d, vb_d, t2_d = (dele[c] for c in ("estimate", "se", "tau2"))
     vb_d = vb_d**2
     # sum over all k studies of 1/(v_j + tau2_(-i)), and over the k-1 remaining ones
     W_all = (1.0 / (v[None, :] + t2_d[:, None])).sum(axis=1)
     W_del = W_all - 1.0 / (v + t2_d)
     s2w = vb_d * W_del if test == "knha" else np.ones(k)
-    s2w = np.where(dele["k"].to_numpy() == 1, 1.0, s2w) if test == "knha" else s2w
+    s2w = np.where(dele["k"] == 1, 1.0, s2w) if test == "knha" else s2w
     diff = mu - mu_d
     resid = y - mu_d
     resid = np.where(np.abs(resid) < 100 * np.finfo(float).eps, 0.0, resid)
@@ -203,21 +307,29 @@ def influence(fit_or_yi, vi=None, *, method=None, test=None, level=None, study=N
         cook = diff**2 / vb
         cov_r = vb_d / vb
     p = 1
-    inf = ((np.abs(dffits) > 3 * math.sqrt(p / (k - p))) | (stats.chi2.cdf(cook, p) > 0.5)
-           | (hat > 3 * p / k) | (np.abs(dfbetas) > 1))
-    out = pd.DataFrame({"study": study, "rstudent": rstudent, "dffits": dffits, "cook_d": cook,
-                        "cov_r": cov_r, "tau2_del": t2_d, "QE_del": dele["Q"].to_numpy(), "hat": hat,
-                        "weight": 100 * hat, "dfbetas": dfbetas, "inf": inf})
-    out.attrs.update(analysis="influence", method=method, test=test, level=level)
-    return out
+    with np.errstate(invalid="ignore"):
+        inf = ((np.abs(dffits) > 3 * math.sqrt(p / (k - p))) | (chdtr(p, cook) > 0.5)
+               | (hat > 3 * p / k) | (np.abs(dfbetas) > 1))
+    bx, by = _baujat(y, v, full, dele)
+    return Influence(method=method, test=test, level=level, study=tuple(study), tau2=full["tau2"],
+                     Q=full["Q"], rstudent=rstudent, dffits=dffits, cook_d=cook, cov_r=cov_r,
+                     tau2_del=t2_d, QE_del=dele["Q"], hat=hat, weight=100 * hat, dfbetas=dfbetas,
+                     inf=inf, baujat_x=bx, baujat_y=by)
 
 
-def baujat(fit_or_yi, vi=None, *, method=None, test=None, level=None, study=None) -> pd.DataFrame:
+def _baujat(y, v, full, dele):
+    x = (y - full["estimate"]) ** 2 / (v + full["tau2"])
+    yy = (dele["estimate"] - full["estimate"]) ** 2 / dele["se"] ** 2
+    return x, yy
+
+
+def baujat(fit_or_yi, vi=None, *, method=None, test=None, level=None, study=None) -> Influence:
     """Baujat et al. (2002) coordinates.
 
-    ``x``: contribution to heterogeneity, the squared Pearson residual ``(y_i - mu)^2 / (v_i + tau2)``
-    (Cochran's Q contribution for a fixed-effect model); ``y``: influence on the pooled result,
-    ``(mu_(-i) - mu)^2 / se_(-i)^2``.
+    ``x`` (``baujat_x``): contribution to heterogeneity, the squared Pearson residual
+    ``(y_i - mu)^2 / (v_i + tau2)`` (Cochran's Q contribution for a fixed-effect model); ``y``
+    (``baujat_y``): influence on the pooled result, ``(mu_(-i) - mu)^2 / se_(-i)^2``.  Computed with
+    the influence diagnostics (one batched refit), so this returns the same :class:`Influence`.
 
     Notes
     -----
@@ -226,17 +338,12 @@ def baujat(fit_or_yi, vi=None, *, method=None, test=None, level=None, study=None
     y, v, study, method, test, level = _unpack(fit_or_yi, vi, method, test, level, study)
     if y.size < 2:
         raise ValueError("a Baujat plot needs at least 2 studies")
-    full, dele = _full_and_deleted(y, v, method, test, level)
-    x = (y - full["estimate"]) ** 2 / (v + full["tau2"])
-    yy = (dele["estimate"].to_numpy() - full["estimate"]) ** 2 / dele["se"].to_numpy() ** 2
-    out = pd.DataFrame({"study": study, "x": x, "y": yy})
-    out.attrs.update(analysis="baujat", method=method, test=test, level=level)
-    return out
+    return influence(y, v, method=method, test=test, level=level, study=study)
 
 
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class GoshResult:
+class GoshResult(Record):
     """Fits of a model to subsets of the studies (Olkin, Dahabreh & Trikalinos 2012).
 
     Attributes
@@ -247,52 +354,52 @@ class GoshResult:
         True when all 2^k - 1 non-empty subsets were fitted; False for a random sample.
     seed : int or None
         Seed of the random sample (None when exact).
-    incl : ndarray of bool, shape (n, k)
-        Which studies are in each subset.
-    k, estimate, I2, H2, Q, tau2 : ndarray, shape (n,)
-        Per-subset results.
+    codes : ndarray of int
+        Subset membership, bit j set when study j is in the subset (k <= 62; empty above).
+    k, estimate, I2 : ndarray, shape (n,)
+        Per-subset size, pooled estimate (analysis scale) and I² (%).
+    H2, Q, tau2 : ndarray, shape (n,)
+        Per-subset H², Q and tau² (not stored in the JSON, which keeps ``k, estimate, I2`` and
+        the membership codes: what the GOSH plot and the per-study summary need).
     """
 
     method: str
     study: tuple
     exact: bool
     seed: int | None
-    incl: np.ndarray
-    k: np.ndarray
-    estimate: np.ndarray
-    I2: np.ndarray
-    H2: np.ndarray
-    Q: np.ndarray
-    tau2: np.ndarray
+    codes: np.ndarray = array_field(np.int64)
+    k: np.ndarray = array_field(int)
+    estimate: np.ndarray = array_field()
+    I2: np.ndarray = array_field()
+    H2: np.ndarray | None = array_field(default=None, compare=False)
+    Q: np.ndarray | None = array_field(default=None, compare=False)
+    tau2: np.ndarray | None = array_field(default=None, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "study", tuple(self.study))
-        inc = np.array(self.incl, dtype=bool, copy=True)
-        inc.setflags(write=False)
-        object.__setattr__(self, "incl", inc)
-        for name in ("k", "estimate", "I2", "H2", "Q", "tau2"):
-            object.__setattr__(self, name, _frozen_array(getattr(self, name)))
+        self._freeze_arrays()
 
     @property
     def n_subsets(self) -> int:
-        return int(self.incl.shape[0])
+        return int(self.k.shape[0])
+
+    @property
+    def incl(self) -> np.ndarray:
+        """Membership matrix (n, k) of bool, from the codes."""
+        kk = len(self.study)
+        return ((self.codes[:, None] >> np.arange(kk, dtype=np.int64)) & 1).astype(bool)
 
     def subset_ids(self) -> np.ndarray:
         """Integer code of each subset: bit j set when study j (0-based) is included (k <= 62)."""
-        if self.incl.shape[1] > 62:
+        if len(self.study) > 62:
             raise ValueError("subset codes need k <= 62")
-        return (self.incl.astype(np.int64) << np.arange(self.incl.shape[1], dtype=np.int64)).sum(axis=1)
+        return self.codes
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per subset: ``k, estimate, I2, H2, Q, tau2`` and one boolean column per study."""
-        df = pd.DataFrame({"k": self.k.astype(int), "estimate": self.estimate, "I2": self.I2,
-                           "H2": self.H2, "Q": self.Q, "tau2": self.tau2})
-        inc = pd.DataFrame(self.incl, columns=list(self.study))
-        return pd.concat([df, inc], axis=1)
-
-    def study_effects(self) -> pd.DataFrame:
+    def study_effects(self) -> dict:
         """Per study: mean estimate and I² of the subsets with vs without it (a GOSH summary that
-        points at the studies driving clusters)."""
+        points at the studies driving clusters); columns aligned with ``study``."""
+        if len(self.study) > 62:
+            return {"study": list(self.study)}
         inc = self.incl
         n_in = inc.sum(axis=0)
         n_out = inc.shape[0] - n_in
@@ -301,19 +408,20 @@ class GoshResult:
             est_out = ((~inc) * self.estimate[:, None]).sum(axis=0) / n_out
             i2_in = (inc * self.I2[:, None]).sum(axis=0) / n_in
             i2_out = ((~inc) * self.I2[:, None]).sum(axis=0) / n_out
-        return pd.DataFrame({"study": self.study, "mean_estimate_with": est_in,
-                             "mean_estimate_without": est_out, "mean_I2_with": i2_in,
-                             "mean_I2_without": i2_out})
+        return {"study": list(self.study), "mean_estimate_with": est_in, "mean_estimate_without": est_out,
+                "mean_I2_with": i2_in, "mean_I2_without": i2_out}
+
+    def quantiles(self, q=(0.0, 0.025, 0.25, 0.5, 0.75, 0.975, 1.0)) -> dict:
+        return {"q": list(q), "estimate": np.nanquantile(self.estimate, q).tolist(),
+                "I2": np.nanquantile(self.I2, q).tolist()}
 
     def to_dict(self) -> dict:
-        """Compact JSON summary (not the per-subset table): counts, quantiles, per-study effects."""
-        q = [0.0, 0.025, 0.25, 0.5, 0.75, 0.975, 1.0]
-        return _jsonable({
-            "method": self.method, "k": len(self.study), "exact": self.exact, "seed": self.seed,
-            "n_subsets": self.n_subsets, "quantiles": q,
-            "estimate_quantiles": np.nanquantile(self.estimate, q),
-            "I2_quantiles": np.nanquantile(self.I2, q),
-            "studies": self.study_effects().to_dict(orient="records")})
+        """The per-subset ``k, estimate, I2`` (7 significant digits) and membership codes."""
+        d = {"method": self.method, "study": list(self.study), "exact": self.exact, "seed": self.seed,
+             "codes": self.codes.tolist(), "k": self.k.tolist(),
+             "estimate": [None if not math.isfinite(x) else float(f"{x:.7g}") for x in self.estimate.tolist()],
+             "I2": [None if not math.isfinite(x) else float(f"{x:.7g}") for x in self.I2.tolist()]}
+        return d
 
 
 def gosh_subsets(k: int, *, subsets: int | None = None, seed: int = 1, max_exact_k: int = GOSH_EXACT_MAX_K):
@@ -339,7 +447,7 @@ def gosh_subsets(k: int, *, subsets: int | None = None, seed: int = 1, max_exact
         raise ValueError(f"{int(n_all)} subsets would all be fitted; use k <= {max_exact_k} or fewer subsets")
     rng = np.random.default_rng(seed)
     sizes = np.arange(1, k + 1)
-    prob = stats.binom.pmf(sizes, k, 0.5)
+    prob = np.array([math.comb(k, int(s)) for s in sizes], dtype=float)
     m = rng.choice(sizes, size=n_random, p=prob / prob.sum())
     # a random subset of size m per row: the m smallest of k uniform keys
     keys = rng.random((n_random, k))
@@ -376,5 +484,8 @@ def gosh(fit_or_yi, vi=None, *, method=None, subsets: int | None = None, seed: i
     with np.errstate(invalid="ignore", divide="ignore"):     # single-study subsets: tau2 = 0 anyway
         b = fit_batch(np.broadcast_to(y, (n, y.size)), np.broadcast_to(v, (n, y.size)), incl,
                       method=method, test="z")
-    return GoshResult(method=b.method, study=study, exact=exact, seed=None if exact else seed, incl=incl,
-                      k=b.k, estimate=b.estimate, I2=b.I2, H2=b.H2, Q=b.Q, tau2=b.tau2)
+    kk = y.size
+    codes = ((incl.astype(np.int64) << np.arange(kk, dtype=np.int64)).sum(axis=1) if kk <= 62
+             else np.zeros(0, dtype=np.int64))
+    return GoshResult(method=b.method, study=study, exact=exact, seed=None if exact else seed, codes=codes,
+                      k=np.asarray(b.k, dtype=int), estimate=b.estimate, I2=b.I2, H2=b.H2, Q=b.Q, tau2=b.tau2)

@@ -18,16 +18,69 @@ Validated against R metafor 3.8-1 in ``tests/test_subgroups.py``
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from scipy import stats
 
+from . import dist
 from .metareg import design_matrix, meta_regression
 from .models import fit
-from .results import EffectSizes, MetaResult, _jsonable
+from .results import EffectSizes, MetaResult, NotRun, Record
 
 TAU2_MODES = ("separate", "common")
+
+
+@dataclass(frozen=True)
+class SubgroupFit(Record):
+    """One subgroup: its name, its studies and the model fitted to them."""
+
+    name: str
+    study: tuple
+    fit: MetaResult
+
+
+@dataclass(frozen=True)
+class SubgroupTest(Record):
+    """The test for subgroup differences.
+
+    ``Q_between`` on ``df`` (and ``df2`` for the F test under knha with a common tau²), ``pval``;
+    ``tau2``: ``separate`` or ``common``; ``model``: ``fixed`` or ``random``; ``dist``: ``chi2`` or
+    ``F``; ``tau2_common`` the shared tau² (common); ``Q_within*`` the residual heterogeneity (FE)."""
+
+    Q_between: float
+    df: float
+    pval: float
+    tau2: str
+    model: str
+    dist: str
+    df2: float = math.nan
+    tau2_common: float = math.nan
+    Q_within: float = math.nan
+    Q_within_df: float = math.nan
+    Q_within_pval: float = math.nan
+
+
+@dataclass(frozen=True)
+class SubgroupAnalysis(Record):
+    """Pooled estimate per subgroup and the test for subgroup differences.
+
+    ``by`` names the grouping column; ``levels`` counts studies per value (set by the outcome
+    analysis); ``common_tau2`` holds the same analysis with one tau² for all subgroups (random
+    effects only)."""
+
+    by: str
+    method: str
+    ci_test: str
+    level: float
+    groups: tuple[SubgroupFit, ...]
+    test: SubgroupTest
+    notes: tuple = ()
+    levels: dict | None = None
+    common_tau2: SubgroupAnalysis | NotRun | None = None
+
+    def group(self, name: str) -> SubgroupFit | None:
+        """The subgroup called ``name`` (case-insensitive), or None."""
+        return next((g for g in self.groups if g.name.strip().lower() == name.strip().lower()), None)
 
 
 def _inputs(effects_or_yi, vi, study, measure, ni):
@@ -46,18 +99,19 @@ def _inputs(effects_or_yi, vi, study, measure, ni):
 
 
 def _group_labels(groups, k, by):
-    g = pd.Series(list(groups) if not isinstance(groups, pd.Series) else groups.tolist())
+    g = list(groups.tolist() if hasattr(groups, "tolist") else groups)
     if len(g) != k:
         raise ValueError(f"{len(g)} subgroup labels for {k} studies")
-    missing = g.isna() | (g.astype(str).str.strip() == "")
-    if missing.any():
-        raise ValueError(f"subgroup column {by!r} is empty for study rows {list(np.flatnonzero(missing))}; "
+    missing = [i for i, x in enumerate(g)
+               if x is None or (isinstance(x, float) and math.isnan(x)) or str(x).strip() == ""]
+    if missing:
+        raise ValueError(f"subgroup column {by!r} is empty for study rows {missing}; "
                          "fill it in or leave those studies out")
-    g = g.astype(str)
-    levels = sorted(g.unique())
+    g = np.array([str(x) for x in g], dtype=object)
+    levels = sorted(set(g.tolist()))
     if len(levels) < 2:
         raise ValueError(f"subgroup column {by!r} has a single value ({levels[0]!r}): nothing to compare")
-    return g.to_numpy(), levels
+    return g, levels
 
 
 def _q_between_separate(est, se):
@@ -66,7 +120,7 @@ def _q_between_separate(est, se):
     mu = np.sum(w * est) / w.sum()
     q = float(np.sum(w * (est - mu) ** 2))
     df = est.size - 1
-    return q, df, float(stats.chi2.sf(q, df))
+    return q, df, float(dist.chi2_sf(q, df))
 
 
 def _common_group_fit(name, idx, y, v, study, measure, ni, reg, j, method, test, level):
@@ -81,11 +135,11 @@ def _common_group_fit(name, idx, y, v, study, measure, ni, reg, j, method, test,
     if k > 1:
         s2 = (k - 1) / (w0.sum() - np.sum(w0**2) / w0.sum())
         I2, H2 = 100 * tau2 / (s2 + tau2), tau2 / s2 + 1
-        Qp = float(stats.chi2.sf(Q, k - 1))
+        Qp = float(dist.chi2_sf(Q, k - 1))
     else:
         I2, H2, Qp = 0.0, 1.0, 1.0
     est, se = float(reg.estimate[j]), float(reg.se[j])
-    crit = float(stats.t.ppf(0.5 + level / 2, reg.df) if test == "knha" else stats.norm.ppf(0.5 + level / 2))
+    crit = float(dist.t_ppf(0.5 + level / 2, reg.df) if test == "knha" else dist.norm_ppf(0.5 + level / 2))
     half = crit * math.sqrt(se**2 + tau2)
     return MetaResult(
         measure=measure, method=method, test=test, level=level, study=tuple(study[i] for i in idx),
@@ -98,7 +152,7 @@ def _common_group_fit(name, idx, y, v, study, measure, ni, reg, j, method, test,
 
 
 def subgroup_analysis(effects_or_yi, vi=None, groups=None, *, method="REML", test="z", tau2="separate",
-                      level=0.95, study=None, by="group", measure=None, ni=None) -> dict:
+                      level=0.95, study=None, by="group", measure=None, ni=None) -> SubgroupAnalysis:
     """Pooled estimate per subgroup and the test for subgroup differences.
 
     Parameters
@@ -123,12 +177,7 @@ def subgroup_analysis(effects_or_yi, vi=None, groups=None, *, method="REML", tes
 
     Returns
     -------
-    dict
-        The agreed ``OutcomeAnalysis.extras["subgroups"]`` format:
-        ``{"by", "method", "ci_test", "level", "groups": [{"name", "study", "fit"}...],
-        "test": {"Q_between", "df", "pval", "tau2", "model", "dist", ...}, "notes"}`` where ``fit``
-        is :meth:`MetaResult.to_dict`.  ``test`` also holds ``df2`` (F test), ``tau2_common``
-        (common tau²) and ``Q_within``/``Q_within_df``/``Q_within_pval`` (fixed effect).
+    SubgroupAnalysis
 
     Notes
     -----
@@ -185,8 +234,8 @@ def subgroup_analysis(effects_or_yi, vi=None, groups=None, *, method="REML", tes
         notes.extend(reg1.notes)
     if any(idx.size == 1 for idx in index) and not fixed and tau2 == "separate":
         notes.append("subgroups with one study have tau2 = 0 and contribute their own estimate")
-    return _jsonable({
-        "by": by, "method": method, "ci_test": test, "level": level,
-        "groups": [{"name": lev, "study": [study[i] for i in idx], "fit": f.to_dict()}
-                   for lev, idx, f in zip(levels, index, fits)],
-        "test": res_test, "notes": notes})
+    return SubgroupAnalysis(
+        by=by, method=method, ci_test=test, level=level,
+        groups=tuple(SubgroupFit(name=lev, study=tuple(study[i] for i in idx), fit=f)
+                     for lev, idx, f in zip(levels, index, fits)),
+        test=SubgroupTest(**res_test), notes=tuple(notes))

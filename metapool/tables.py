@@ -1,18 +1,24 @@
-"""Summary tables of fitted models: one row per model, as CSV (byte-stable) and Markdown.
+"""Tables of results as records, byte-stable CSV and Markdown (no pandas needed).
 
-:func:`summary_frame` turns :class:`~metapool.results.MetaResult` objects (or whole
-:class:`~metapool.results.OutcomeAnalysis` objects) into the rows of ``results/summary.csv``
-(columns :data:`SUMMARY_COLUMNS`, see DESIGN.md).  :func:`csv_text` / :func:`write_csv` write
-any frame with fixed float formatting, so two runs on the same input give byte-identical
-files, and neutralise text cells that a spreadsheet would run as a formula.
-:func:`to_markdown` renders a frame as a GitHub-flavoured Markdown table without extra
-dependencies.
+:func:`summary_rows` turns :class:`~metapool.analysis.OutcomeAnalysis` objects into the rows of
+``results/summary.csv`` (columns :data:`SUMMARY_COLUMNS`); :func:`effects_rows` gives the rows of
+``results/effects/{outcome}.csv``.  :func:`csv_text` writes records with fixed float formatting, so
+two runs on the same input give byte-identical files, and neutralises text cells that a
+spreadsheet would run as a formula; :func:`to_markdown` renders a GitHub-flavoured Markdown table.
+
+Two presentation rules live here and nowhere else:
+
+* heterogeneity statistics (tau², I², H², Q) of a single-study fit are left empty: one study has
+  no between-study variation to describe;
+* a p-value is given only with its null hypothesis (``null``: 0 for differences, 1 for ratios on
+  the reporting scale, the configured reference proportion for single-arm proportions, which
+  otherwise get none).
 
 Validated against
 -----------------
 Nothing is computed here: every number is copied from a ``MetaResult`` (validated against R
-metafor 3.8-1 in ``tests/test_models.py`` and ``tests/test_counts.py``) or back-transformed by
-:meth:`MetaResult.reporting`; ``tests/test_tables.py`` checks the copy field by field.
+metafor 3.8-1) or back-transformed by :meth:`MetaResult.reporting`; ``tests/test_tables.py``
+checks the copy field by field.
 """
 from __future__ import annotations
 
@@ -20,27 +26,26 @@ import csv
 import io
 import math
 import re
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
-import numpy as np
-import pandas as pd
+from .registry import MEASURES
 
-from .results import MetaResult, OutcomeAnalysis
-from .transforms import scale_label
-
-__all__ = ["SUMMARY_COLUMNS", "summary_frame", "summary_row", "csv_text", "write_csv",
-           "to_markdown", "md_escape", "format_number", "neutralise"]
+__all__ = ["SUMMARY_COLUMNS", "EFFECTS_COLUMNS", "summary_rows", "summary_row", "effects_rows", "csv_text",
+           "write_csv", "to_markdown", "md_escape", "format_number", "neutralise", "HETEROGENEITY",
+           "null_test"]
 
 #: Columns of ``results/summary.csv``: estimate .. pi_ub on the reporting scale (back-transformed),
 #: estimate_analysis .. pval on the analysis scale.
 SUMMARY_COLUMNS = (
     "outcome", "label", "measure", "scale", "model", "method", "ci_method", "level", "k", "n",
     "estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "pi_method",
-    "estimate_analysis", "se", "stat", "pval",
+    "estimate_analysis", "se", "null", "stat", "pval",
     "tau2", "tau2_ci_lb", "tau2_ci_ub", "I2", "I2_ci_lb", "I2_ci_ub", "H2", "Q", "Q_df", "Q_pval",
 )
-_INTEGER_COLUMNS = ("k", "n", "Q_df")
-_CI_METHOD = {"z": "z", "knha": "hksj", "hksj": "hksj", "t": "t"}
+HETEROGENEITY = ("tau2", "tau2_ci_lb", "tau2_ci_ub", "I2", "I2_ci_lb", "I2_ci_ub", "H2", "Q", "Q_df", "Q_pval")
+EFFECTS_COLUMNS = ("study", "label", "measure", "yi", "vi", "ci_lb", "ci_ub", "estimate", "estimate_ci_lb",
+                   "estimate_ci_ub", "status", "pooled", "source")
+_CI_METHOD = {"z": "z", "knha": "hksj"}
 _NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$|^\s*[+-]?inf\s*$", re.IGNORECASE)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -48,75 +53,95 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def _total_n(ni) -> float:
     if ni is None:
         return math.nan
-    n = np.asarray(ni, dtype=float)
-    n = n[np.isfinite(n)]
-    return float(n.sum()) if n.size else math.nan
+    vals = [float(x) for x in ni if math.isfinite(float(x))]
+    return float(sum(vals)) if vals else math.nan
 
 
-def summary_row(res: MetaResult, *, outcome: str = "", label: str = "") -> dict:
-    """One ``summary.csv`` row (a dict keyed by :data:`SUMMARY_COLUMNS`) for one fitted model."""
+def null_test(fit, spec=None) -> tuple:
+    """``(null, stat, pval)`` of a fit's test of no effect, on the reporting scale's null value.
+
+    Differences: null 0; ratios: null 1 (the fit's own z/t test on the log scale); single-arm
+    proportions: the configured ``reference_proportion`` (its test on the analysis scale,
+    computed in the outcome job and stored in the analysis), else no test at all (NaN).
+    """
+    m = MEASURES.get(fit.measure)
+    if m is None or m.family != "proportion":
+        return (m.null if m else 0.0), fit.stat, fit.pval
+    return math.nan, math.nan, math.nan
+
+
+def summary_row(res, *, outcome: str = "", label: str = "", reference=None) -> dict:
+    """One ``summary.csv`` row for one fitted model (``reference``: (null, stat, pval) of a
+    single-arm proportion's test against the configured reference proportion)."""
     rep = res.reporting()
+    null, stat, pval = reference if reference is not None else null_test(res)
     row = {"outcome": outcome, "label": label, "measure": res.measure,
-           "scale": scale_label(res.measure), "model": "random" if res.is_random else "fixed",
-           "method": res.method, "ci_method": _CI_METHOD.get(res.test, res.test), "level": res.level,
-           "k": res.k, "n": _total_n(res.ni), **rep,
-           "pi_method": res.pi_method if res.is_random else "",
-           "estimate_analysis": res.estimate}
-    for name in SUMMARY_COLUMNS:
-        if name not in row:
-            row[name] = getattr(res, name)
+           "scale": MEASURES[res.measure].label if res.measure in MEASURES else res.measure,
+           "model": "random" if res.is_random else "fixed", "method": res.method,
+           "ci_method": _CI_METHOD.get(res.test, res.test), "level": res.level, "k": int(res.k),
+           "n": _total_n(res.ni), **rep, "pi_method": res.pi_method if res.is_random else "",
+           "estimate_analysis": res.estimate, "se": res.se, "null": null, "stat": stat, "pval": pval}
+    for name in HETEROGENEITY:
+        row[name] = getattr(res, name) if res.k > 1 else math.nan
+    if res.k == 1 or not res.is_random:
+        row["pi_lb"] = row["pi_ub"] = math.nan
     return {name: row[name] for name in SUMMARY_COLUMNS}
 
 
-def _rows(results, outcome, label) -> Iterable[dict]:
-    if isinstance(results, MetaResult):
-        yield summary_row(results, outcome=outcome, label=label)
-    elif isinstance(results, OutcomeAnalysis):
-        for f in results.fits:
-            yield summary_row(f, outcome=results.outcome, label=results.label)
-    elif isinstance(results, dict):
-        for value in results.values():
-            yield from _rows(value, outcome, label)
-    elif isinstance(results, Iterable) and not isinstance(results, (str, bytes)):
-        for item in results:
-            yield from _rows(item, outcome, label)
-    else:
-        raise TypeError("summary_frame needs MetaResult or OutcomeAnalysis objects (or a list/dict of "
-                        f"them), not {type(results).__name__}")
+def summary_rows(analyses: Iterable) -> list:
+    """The ``results/summary.csv`` rows: one per fitted model of each outcome analysis."""
+    out = []
+    for a in analyses:
+        refs = {t.method: (t.null, t.stat, t.pval) for t in getattr(a, "reference_tests", ())}
+        for f in a.fits:
+            out.append(summary_row(f, outcome=a.outcome, label=a.label, reference=refs.get(f.method)))
+    return out
 
 
-def summary_frame(results, *, outcome: str = "", label: str = "") -> pd.DataFrame:
-    """The ``results/summary.csv`` table: one row per fitted model.
+def effects_rows(analysis) -> list:
+    """Per study of the primary pool: ``study`` (key), ``label`` ("He 2020"), analysis-scale
+    ``yi, vi`` and 95% CI, reporting-scale ``estimate`` and CI, ``weight_<method>`` per model, the
+    row's ``status`` and ``source``; then the rows left out of the primary pool (``pooled`` False),
+    e.g. inferred numbers, with their effect sizes from the sensitivity analysis."""
+    import numpy as np
 
-    Parameters
-    ----------
-    results : MetaResult, OutcomeAnalysis, or a list/dict of them
-        Fitted models.  An :class:`OutcomeAnalysis` contributes one row per fit and supplies
-        its own ``outcome`` and ``label``.
-    outcome, label : str
-        Outcome key and label for bare :class:`MetaResult` objects.
+    from .dist import norm_ppf
+    from .results import NotRun
+    from .transforms import back_transform
 
-    Returns
-    -------
-    pandas.DataFrame
-        Columns :data:`SUMMARY_COLUMNS`.  ``estimate, ci_lb, ci_ub, pi_lb, pi_ub`` are on the
-        reporting scale (named in ``scale``; :meth:`MetaResult.reporting`), the rest on the
-        analysis scale.  ``model`` is ``fixed`` or ``random``; ``ci_method`` is ``z`` or
-        ``hksj`` (Hartung-Knapp-Sidik-Jonkman); ``n`` is the total sample size (sum of the
-        per-study n when known).  Quantities that do not apply are NaN.  ``k``, ``n`` and
-        ``Q_df`` are nullable integers.
-    """
-    df = pd.DataFrame(list(_rows(results, outcome, label)), columns=list(SUMMARY_COLUMNS))
-    for col in _INTEGER_COLUMNS:
-        x = pd.to_numeric(df[col], errors="coerce").astype(float)
-        finite = x[np.isfinite(x)]
-        if (finite == np.round(finite)).all():
-            df[col] = x.round().astype("Int64")
-    return df
+    es = analysis.effects
+    prov = {p["study"]: p for p in analysis.provenance}
+    fits = [f for f in analysis.fits if len(f.weights) == len(f.study) and np.isfinite(f.weights).any()]
+
+    def rows_of(effects, pooled):
+        z = float(norm_ppf(0.975))
+        se = np.sqrt(effects.vi)
+        lb, ub = effects.yi - z * se, effects.yi + z * se
+        ni = effects.ni if effects.ni is not None and len(effects.ni) == effects.k else None
+        back = [back_transform(effects.measure, x, ni=ni) for x in (effects.yi, lb, ub)]
+        out = []
+        for i, s in enumerate(effects.study):
+            if not pooled and prov.get(s, {}).get("pooled", True):
+                continue
+            r = {"study": s, "label": analysis.label_of(s), "measure": effects.measure, "yi": effects.yi[i],
+                 "vi": effects.vi[i], "ci_lb": lb[i], "ci_ub": ub[i], "estimate": back[0][i],
+                 "estimate_ci_lb": back[1][i], "estimate_ci_ub": back[2][i],
+                 "status": prov.get(s, {}).get("status", ""), "pooled": pooled,
+                 "source": prov.get(s, {}).get("source", "")}
+            for f in fits:
+                w = dict(zip(f.study, f.weights))
+                r[f"weight_{f.method}"] = float(w[s]) if (pooled and s in w) else math.nan
+            out.append(r)
+        return out
+
+    rows = rows_of(es, True)
+    sens = analysis.inferred_sensitivity
+    if sens is not None and not isinstance(sens, NotRun) and sens.effects is not None:
+        rows += rows_of(sens.effects, False)
+    return rows
 
 
 # ----------------------------------------------------------------------------- formatting
-
 def format_number(x, digits: int = 12, *, fixed: bool = False) -> str:
     """Deterministic text of a number: '' for missing, integers without a decimal point.
 
@@ -124,13 +149,16 @@ def format_number(x, digits: int = 12, *, fixed: bool = False) -> str:
     ``fixed=True`` uses ``digits`` decimals, switching to scientific notation for non-zero
     values that would round to zero (for Markdown tables).
     """
-    if x is None or x is pd.NA or x is pd.NaT:
+    if x is None:
         return ""
-    if isinstance(x, (bool, np.bool_)):
+    if isinstance(x, bool) or type(x).__name__ == "bool_":
         return str(bool(x))
-    if isinstance(x, (int, np.integer)):
+    if isinstance(x, int) or type(x).__name__.startswith("int"):
         return str(int(x))
-    x = float(x)
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return ""
     if math.isnan(x):
         return ""
     if math.isinf(x):
@@ -151,34 +179,44 @@ def neutralise(text: str) -> str:
     return text
 
 
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) or type(x).__name__ in ("float64", "float32", "int64", "int32", "bool_")
+
+
 def _cell(x, digits) -> str:
     if isinstance(x, str):
         return neutralise(x)
-    if x is None or isinstance(x, (int, float, np.integer, np.floating, bool, np.bool_)) or x is pd.NA:
+    if x is None or _is_number(x):
         return format_number(x, digits)
     return neutralise(str(x))
 
 
-def csv_text(df: pd.DataFrame, digits: int = 12) -> str:
-    """CSV text of ``df`` with fixed float formatting (``%.{digits}g``), '' for NaN, ``\\n`` line ends.
+def _records_and_columns(rows, columns):
+    from .rows import as_records, columns_of
 
-    Text cells starting with ``=``, ``+``, ``-``, ``@`` (or tab/CR) that are not numbers get a
-    leading ``'`` so that spreadsheet programs do not evaluate them (CSV/formula injection).
-    The same frame always gives the same bytes.
-    """
+    rows = as_records(rows)
+    return rows, list(columns) if columns is not None else columns_of(rows)
+
+
+def csv_text(rows, columns: Sequence[str] | None = None, digits: int = 12) -> str:
+    """CSV text of ``rows`` (records, or a DataFrame) with fixed float formatting
+    (``%.{digits}g``), '' for NaN, ``\\n`` line ends; text cells starting with ``=``, ``+``, ``-``,
+    ``@`` (or tab/CR) that are not numbers get a leading ``'`` (CSV/formula injection).  The same
+    rows always give the same bytes."""
+    rows, columns = _records_and_columns(rows, columns)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([neutralise(str(c)) for c in df.columns])
-    for row in df.itertuples(index=False, name=None):
-        writer.writerow([_cell(x, digits) for x in row])
+    writer.writerow([neutralise(str(c)) for c in columns])
+    for r in rows:
+        writer.writerow([_cell(r.get(c), digits) for c in columns])
     return buf.getvalue()
 
 
-def write_csv(path, df: pd.DataFrame, digits: int = 12):
-    """Write :func:`csv_text` of ``df`` to ``path`` atomically (see :mod:`metapool.io`)."""
+def write_csv(path, rows, columns: Sequence[str] | None = None, digits: int = 12):
+    """Write :func:`csv_text` to ``path`` atomically (see :mod:`metapool.io`)."""
     from .io import write_text
 
-    return write_text(path, csv_text(df, digits))
+    return write_text(path, csv_text(rows, columns, digits))
 
 
 _MD_SPECIAL = re.compile(r"([\\`*\[\]<>|~&!#$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
@@ -195,28 +233,31 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
 
 
-_md_escape = md_escape
-
-
-def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub-flavoured Markdown table of ``df`` (numbers right-aligned, ``digits`` decimals).
+def to_markdown(rows, columns: Sequence[str] | None = None, digits: int = 3,
+                formats: Mapping | None = None) -> str:
+    """A GitHub-flavoured Markdown table (numbers right-aligned, ``digits`` decimals).
 
     Missing values are blank; integers are written without decimals; text is escaped with
-    :func:`md_escape` (no cell can break the table or act as markup/HTML).
+    :func:`md_escape` (no cell can break the table or act as markup/HTML).  ``formats`` maps a
+    column to a function that formats its value (its text is escaped as well).
     """
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
-               for c in df.columns]
-    header = "| " + " | ".join(_md_escape(str(c)) for c in df.columns) + " |"
-    rule = "|" + "|".join("---:" if num else ":---" for num in numeric) + "|"
-    lines = [header, rule]
-    for row in df.itertuples(index=False, name=None):
+    rows, columns = _records_and_columns(rows, columns)
+    formats = formats or {}
+    numeric = [c not in formats and all(r.get(c) is None or _is_number(r.get(c)) for r in rows)
+               and any(_is_number(r.get(c)) for r in rows) for c in columns]
+    lines = ["| " + " | ".join(md_escape(str(c)) for c in columns) + " |",
+             "|" + "|".join("---:" if num else ":---" for num in numeric) + "|"]
+    for r in rows:
         cells = []
-        for x in row:
-            if isinstance(x, str):
-                cells.append(_md_escape(x))
-            elif x is None or x is pd.NA or isinstance(x, (int, float, np.integer, np.floating)):
+        for c in columns:
+            x = r.get(c)
+            if c in formats:
+                cells.append(md_escape(formats[c](x, r)))
+            elif isinstance(x, str):
+                cells.append(md_escape(x))
+            elif x is None or _is_number(x):
                 cells.append(format_number(x, digits, fixed=True))
             else:
-                cells.append(_md_escape(str(x)))
+                cells.append(md_escape(str(x)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -1,11 +1,8 @@
-"""Snakemake job ``analyse_outcome``: one outcome's effect sizes, pooled models and figures.
+"""Snakemake job `analyse_outcome`: one outcome's analysis, tables and figures (metapool.pipeline)."""
+import sys
+from pathlib import Path
 
-Reads the outcome's data snapshot (``results/data/{outcome}.json``, written by common.smk),
-runs :func:`metapool.analysis.analyse_outcome` and writes, from that one result object,
-``results/effects/{outcome}.csv``, ``results/pooled/{outcome}.json`` and the forest and funnel
-plots (PNG + SVG), all atomically.  The work is in :func:`_tasks.analyse_outcome`; it runs in the
-warm worker (:mod:`_worker`) so that the job does not pay the imports again.
-"""
-from _worker import submit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the package next to the workflow
+from metapool.pipeline import outcome_job  # noqa: E402
 
-submit("analyse_outcome", snakemake)  # noqa: F821 - `snakemake` is injected by Snakemake
+outcome_job(snakemake)  # noqa: F821 - `snakemake` is injected by Snakemake

@@ -1,10 +1,8 @@
-"""Snakemake job ``report``: summary tables, reproduction check and the HTML report.
+"""Snakemake job `report`: summary, reproduction table, audit files and report.html (metapool.pipeline)."""
+import sys
+from pathlib import Path
 
-Reads every ``results/pooled/{outcome}.json`` (the objects the figures were drawn from), the
-study table and the published targets; writes ``results/summary.csv/.md``,
-``results/reproduction.csv/.md`` and the self-contained ``results/report.html``, all atomically.
-The work is in :func:`_tasks.report`, run by the warm worker (:mod:`_worker`).
-"""
-from _worker import submit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the package next to the workflow
+from metapool.pipeline import report_job  # noqa: E402
 
-submit("report", snakemake)  # noqa: F821 - `snakemake` is injected by Snakemake
+report_job(snakemake)  # noqa: F821 - `snakemake` is injected by Snakemake

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 from matplotlib import rc_context
 
 from .. import transforms
@@ -119,13 +118,13 @@ def bubble_plot(reg, path_stem, *, formats=("png", "svg"), **kw):
 
 
 # ---------------------------------------------------------------------------------------------
-def build_baujat(frame: pd.DataFrame, *, title: str | None = None, n_labels: int = 5):
-    """Baujat plot from :func:`metapool.sensitivity.baujat`: contribution to heterogeneity (x)
-    against influence on the pooled result (y); the studies furthest out are labelled."""
-    for c in ("study", "x", "y"):
-        if c not in frame:
-            raise ValueError(f"Baujat frame lacks column {c!r} (use metapool.sensitivity.baujat)")
-    x, y = frame.x.to_numpy(float), frame.y.to_numpy(float)
+def build_baujat(infl, *, title: str | None = None, n_labels: int = 5, labels=None):
+    """Baujat plot from :func:`metapool.sensitivity.influence` (or ``baujat``): contribution to
+    heterogeneity (x) against influence on the pooled result (y); the studies furthest out are
+    labelled (``labels``: display names aligned with ``infl.study``)."""
+    if not hasattr(infl, "baujat_x"):
+        raise ValueError("build_baujat needs the Influence record of metapool.sensitivity.influence")
+    x, y = np.asarray(infl.baujat_x, float), np.asarray(infl.baujat_y, float)
     with rc_context(style.RC):
         fig = style.new_figure(6.0, 4.8)
         ax = fig.add_axes([0.12, 0.12, 0.84, 0.78] if title else [0.12, 0.12, 0.84, 0.84])
@@ -133,13 +132,13 @@ def build_baujat(frame: pd.DataFrame, *, title: str | None = None, n_labels: int
         # distance on the scaled axes decides which studies get a label
         sx, sy = (np.ptp(x) or 1.0), (np.ptp(y) or 1.0)
         far = np.argsort(-np.hypot(x / sx, y / sy), kind="stable")[:n_labels]
-        names = frame["label"] if "label" in frame else frame["study"]
+        names = list(labels) if labels is not None else list(infl.study)
         right = x > np.nanmin(x) + 0.7 * sx      # labels of the right-most points go to their left
         for i in sorted(far):
-            ax.annotate(str(names.iloc[i]), (x[i], y[i]), xytext=(-4 if right[i] else 4, 3),
+            ax.annotate(str(names[i]), (x[i], y[i]), xytext=(-4 if right[i] else 4, 3),
                         textcoords="offset points", ha="right" if right[i] else "left",
                         fontsize=style.SMALL_SIZE, color=_HIGHLIGHT)
-        fe = frame.attrs.get("method") == "FE"
+        fe = infl.method in ("FE", "EE")
         ax.set_xlabel("Contribution to overall heterogeneity" if fe else "Squared Pearson residual")
         ax.set_ylabel("Influence on overall result")
         ax.spines[["top", "right"]].set_visible(False)
@@ -204,8 +203,8 @@ _PANELS = (("rstudent", "rstudent", None), ("dffits", "dffits", "dffits"), ("coo
            ("hat", "hat", "hat"), ("weight", "weight", "weight"))
 
 
-def build_influence(frame: pd.DataFrame, *, title: str | None = None, tau2: float | None = None,
-                    Q: float | None = None):
+def build_influence(infl, *, title: str | None = None, tau2: float | None = None,
+                    Q: float | None = None, labels=None):
     """Eight panels of case-deletion diagnostics (metafor's ``plot(influence(...))`` layout) from
     :func:`metapool.sensitivity.influence`; influential studies (``inf``) in red, cut-offs dashed.
 
@@ -214,12 +213,14 @@ def build_influence(frame: pd.DataFrame, *, title: str | None = None, tau2: floa
     tau2, Q : float, optional
         tau² and Q of the full model, drawn as reference lines in the tau2.del and QE.del panels.
     """
-    missing = [c for c, _, _ in _PANELS if c not in frame] + (["inf"] if "inf" not in frame else [])
-    if missing:
-        raise ValueError(f"influence frame lacks {missing} (use metapool.sensitivity.influence)")
-    k = len(frame)
+    if not hasattr(infl, "rstudent"):
+        raise ValueError("build_influence needs the Influence record of metapool.sensitivity.influence")
+    frame = infl
+    tau2 = infl.tau2 if tau2 is None else tau2
+    Q = infl.Q if Q is None else Q
+    k = len(infl.study)
     idx = np.arange(1, k + 1)
-    infl = frame["inf"].to_numpy(bool)
+    infl = np.asarray(frame.inf, bool)
     refs = {"dffits": 3 * math.sqrt(1 / max(k - 1, 1)), "cook": None, "hat": 3 / k, "weight": 100 / k,
             "tau2": tau2, "QE": Q}
     with rc_context(style.RC):
@@ -227,7 +228,7 @@ def build_influence(frame: pd.DataFrame, *, title: str | None = None, tau2: floa
         axes = fig.subplots(4, 2, sharex=True, gridspec_kw={"hspace": 0.35, "wspace": 0.3,
                                                              "top": 0.92 if title else 0.96, "bottom": 0.1})
         for ax, (col, label, ref) in zip(axes.ravel(), _PANELS):
-            vals = frame[col].to_numpy(float)
+            vals = np.asarray(getattr(frame, col), float)
             ax.plot(idx, vals, color=_BAND, linewidth=0.8, zorder=1)
             ax.scatter(idx[~infl], vals[~infl], s=14, color=_POINT, zorder=2)
             ax.scatter(idx[infl], vals[infl], s=18, color=_HIGHLIGHT, zorder=3)
@@ -246,8 +247,8 @@ def build_influence(frame: pd.DataFrame, *, title: str | None = None, tau2: floa
             step = max(1, int(math.ceil(k / 20)))
             ax.set_xticks(idx[::step])
             ax.set_xlabel("Study", labelpad=1)
-        names = frame["label"] if "label" in frame else frame["study"]
-        flagged = ", ".join(str(s) for s in names[infl]) or "none"
+        names = list(labels) if labels is not None else list(frame.study)
+        flagged = ", ".join(str(s) for s, f in zip(names, infl) if f) or "none"
         for line_no, line in enumerate(style.wrap(f"Influential (red): {flagged}", 7.0)[:3]):
             fig.text(0.07, 0.035 - 0.014 * line_no, line, fontsize=style.SMALL_SIZE)
         if title:
@@ -262,3 +263,16 @@ def influence_plot(frame, path_stem, *, formats=("png", "svg"), **kw):
 
 __all__ = ["build_bubble", "bubble_plot", "build_baujat", "baujat_plot", "build_gosh", "gosh_plot",
            "build_influence", "influence_plot"]
+
+
+# ---------------------------------------------------------------------------------------------
+def build_not_run(title: str, reason: str):
+    """A small panel that says why a planned figure could not be drawn (e.g. a study turned out
+    not estimable, so fewer studies than the analysis needs remained)."""
+    with rc_context(style.RC):
+        fig = style.new_figure(6.0, 1.6)
+        lines = style.wrap(title, 5.6, style.TITLE_SIZE, weight="bold")
+        fig.text(0.04, 0.8, "\n".join(lines), fontsize=style.TITLE_SIZE, fontweight="bold", va="top")
+        fig.text(0.04, 0.2, "\n".join(style.wrap(f"Not drawn: {reason}", 5.6)), fontsize=style.FONT_SIZE,
+                 va="bottom")
+    return fig

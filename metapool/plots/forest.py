@@ -15,16 +15,15 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 from matplotlib import rc_context
 from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 from matplotlib.transforms import blended_transform_factory
-from scipy.stats import norm
 
 from .. import transforms
-from ..results import MetaResult, OutcomeAnalysis, result_from_dict
+from ..dist import norm_ppf
+from ..results import MetaResult, NotRun
 from . import style
 from .style import (FONT_SIZE, ROW_H, SMALL_SIZE, TITLE_SIZE, fmt_ci, fmt_num, fmt_p, fmt_raw,
                     fmt_tau2, measure_family, text_width, truncate, wrap)
@@ -39,6 +38,7 @@ HEADER_MAX = 1.9       # widest estimate-column header before its qualifier is d
 INDENT = 0.12          # indent of study rows under a subgroup header
 AXIS_H = 0.55          # tick labels + axis label under the plot panel
 FOOT_H = 0.17          # one footer line
+FAVOURS_H = 0.2        # the "Favours ..." line under the axis
 INFERRED_MARK = "\u2020"   # †
 CONVERTED_MARK = "\u2021"  # ‡
 
@@ -157,15 +157,11 @@ _COUNT_COLUMNS = {"events", "total", "events_treat", "total_treat", "events_ctrl
 
 
 def _data_rows(effects):
-    """The data frame rows aligned with ``effects.study`` (or None)."""
-    data = effects.data
-    if data is None or len(data) == 0:
+    """The data records aligned with ``effects.study`` (or None)."""
+    data = list(effects.data or ())
+    if len(data) != effects.k:
         return None
-    data = data.reset_index(drop=True)
-    if "study" in data.columns and len(data) != effects.k:
-        data = data.drop_duplicates("study").set_index("study").reindex(list(effects.study))
-        data = data.reset_index()
-    return data if len(data) == effects.k else None
+    return data
 
 
 def _data_columns(effects, arm_labels):
@@ -180,57 +176,38 @@ def _data_columns(effects, arm_labels):
     arms = {"T": arm_labels[0], "C": arm_labels[1]}
     for grp, cols in _DATA_LAYOUT[effects.kind]:
         for key, header in cols:
-            if key not in data.columns:
+            if not any(r.get(key) is not None for r in data):
                 continue
-            vals = data[key]
+            vals = [r.get(key) for r in data]
             total = None
             if key in _COUNT_COLUMNS:
-                num = np.asarray(vals, dtype=float)
+                num = np.array([math.nan if v is None else float(v) for v in vals])
                 total = fmt_raw(num.sum()) if np.isfinite(num).all() else None
             out.append((_Col(key, header, group=arms.get(grp, grp)), [fmt_raw(v) for v in vals], total))
     return out
 
 
-def _provenance_rows(effects, extras):
-    """``status``/``note``/``conversion`` per study: from the data, else from extras["provenance"]."""
-    data = _data_rows(effects)
-    if data is not None and "status" in data.columns:
-        return data
-    prov = (extras or {}).get("provenance")
-    if not prov:
-        return data
-    frame = pd.DataFrame(list(prov))
-    if "study" not in frame.columns:
-        return data
-    frame = frame.assign(study=frame["study"].astype(str)).drop_duplicates("study").set_index("study")
-    return frame.reindex(list(effects.study)).reset_index()
-
-
-def _markers(effects, extras=None):
+def _markers(studies, provenance):
     """Per-study marker strings and the footnotes that explain them."""
-    data = _provenance_rows(effects, extras)
-    k = effects.k
-    marks = [""] * k
-    if data is None:
-        return marks, []
-    status = data["status"].astype(str).str.lower() if "status" in data.columns else None
-    notes = data["note"].fillna("").astype(str).str.lower() if "note" in data.columns else None
-    conv = data["conversion"].fillna("").astype(str) if "conversion" in data.columns else None
-    inferred = np.zeros(k, bool) if status is None else (status == "inferred").to_numpy()
-    converted = np.zeros(k, bool)
-    if notes is not None:
-        converted |= notes.str.contains("convert").to_numpy()
-    if conv is not None:
-        converted |= (conv.str.strip() != "").to_numpy() & (conv.str.lower() != "nan").to_numpy()
+    prov = {p.get("study"): p for p in provenance}
+    marks, inferred_any, conv = [], False, set()
+    for s in studies:
+        p = prov.get(s, {})
+        m = ""
+        if str(p.get("status", "")).lower() == "inferred":
+            m += INFERRED_MARK
+            inferred_any = True
+        if p.get("conversion"):
+            m += CONVERTED_MARK
+            conv.add(str(p["conversion"]))
+        marks.append(m)
     foot = []
-    for i in range(k):
-        marks[i] = (INFERRED_MARK if inferred[i] else "") + (CONVERTED_MARK if converted[i] else "")
-    if inferred.any():
-        foot.append(f"{INFERRED_MARK} Inferred number (evidence status 'inferred'; see the data note).")
-    if converted.any():
-        methods = sorted({c for c in (conv if conv is not None else []) if c and c.lower() != "nan"})
-        how = f" ({', '.join(methods)})" if methods else ""
-        foot.append(f"{CONVERTED_MARK} Summary statistics converted from median and IQR/range{how}.")
+    if inferred_any:
+        foot.append(f"{INFERRED_MARK} Inferred number (evidence status 'inferred'): an assumption, shown "
+                    "with an open marker and pooled only in the second diamond.")
+    if conv:
+        foot.append(f"{CONVERTED_MARK} Mean and SD estimated from the median and range/IQR ("
+                    + "; ".join(sorted(conv)) + ").")
     return marks, foot
 
 
@@ -271,7 +248,7 @@ def _pi_note(fit: MetaResult) -> str:
 
 
 def _study_ci(effects, level: float):
-    z = norm.ppf(0.5 + level / 2)
+    z = norm_ppf(0.5 + level / 2)
     se = effects.sei
     ana = np.vstack([effects.yi, effects.yi - z * se, effects.yi + z * se])
     ni = None
@@ -281,33 +258,50 @@ def _study_ci(effects, level: float):
     return back[0], back[1], back[2]
 
 
-def _subgroup_spec(analysis: OutcomeAnalysis):
-    sg = (analysis.extras or {}).get("subgroups")
-    if not sg or not sg.get("groups"):
+def _subgroup_spec(analysis):
+    sg = analysis.subgroups
+    if sg is None or isinstance(sg, NotRun) or not sg.groups:
         return None
     return sg
 
 
+def _sensitivity(analysis):
+    """The inferred-sensitivity analysis when it ran (its extra rows and refitted models)."""
+    sens = analysis.inferred_sensitivity
+    if sens is None or isinstance(sens, NotRun) or sens.effects is None:
+        return None
+    return sens
+
+
 # ----------------------------------------------------------------------------- forest
 
-def study_labels(analysis: OutcomeAnalysis) -> list[str]:
-    """Row label per study of ``analysis.effects``: ``extras["study_labels"]`` ("He 2020", made
-    by :func:`metapool.analysis.study_labels` from the study table), else the study id."""
-    names = analysis.extras.get("study_labels") or {}
-    return [str(names.get(s) or s) for s in analysis.effects.study]
+def study_labels(analysis) -> list[str]:
+    """Row label per study of ``analysis.effects`` ("He 2020", made by
+    :func:`metapool.analysis.study_labels` from the study table), else the study key."""
+    return [analysis.label_of(s) for s in analysis.effects.study]
 
 
-def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
-                 arm_labels: Sequence[str] = ("Treatment", "Control")):
+def _overall_test(fit: MetaResult, sc: _Scale) -> str:
+    """``Test for overall effect (REML): z = -2.31, p = 0.021 (H0: RR = 1)``: comparisons only."""
+    if sc.family == "proportion" or not np.isfinite(fit.stat):
+        return ""
+    stat = "t" if fit.test == "knha" else "z"
+    null = f"{fit.measure} = {sc.ref:g}" if sc.ref is not None else "no effect"
+    return (f"Test for overall effect ({fit.method}): {stat} = {fmt_num(fit.stat, 2)}, "
+            f"{fmt_p(fit.pval)} (H0: {null}).")
+
+
+def build_forest(analysis, *, title: str | None = None,
+                 arm_labels: Sequence[str] = ("LD-IL-2", "Control")):
     """Build the forest-plot :class:`~matplotlib.figure.Figure` of one outcome (not saved).
 
     Parameters
     ----------
     analysis : OutcomeAnalysis
-        Effect sizes and fitted models.  ``analysis.extras["subgroups"]`` (``{"by", "method",
-        "groups": [{"name", "study", "fit"}], "test": {"Q_between", "df", "pval", "tau2"}}``)
-        adds subgroup blocks; ``status``/``note``/``conversion`` in ``effects.data`` (or
-        ``extras["provenance"]``) add the † (inferred) and ‡ (converted) markers.
+        Effect sizes and fitted models.  ``analysis.subgroups`` adds subgroup blocks; the
+        provenance adds the † (inferred) and ‡ (converted) markers; the inferred-sensitivity
+        analysis adds its rows (open markers) and a second diamond pooling them;
+        ``analysis.spec.favours`` labels the two sides of the null.
     title : str, optional
         Figure title; defaults to ``analysis.label`` (pass ``""`` for none).
     arm_labels : pair of str
@@ -346,7 +340,7 @@ def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
     # --- study rows
     est, lb, ub = _study_ci(eff, level)
     weights = [_weight_map(f, eff.study) for f in wfits]
-    marks, mark_notes = _markers(eff, analysis.extras)
+    marks, mark_notes = _markers(eff.study, analysis.provenance)
     names = study_labels(analysis)
 
     def study_row(i):
@@ -372,33 +366,49 @@ def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
         rows += [study_row(i) for i in range(eff.k)]
     else:
         seen = set()
-        groups = list(sg["groups"])
-        rest = [s for s in eff.study if s not in {x for g in groups for x in g.get("study", [])}]
+        groups = [(g.name, g.study, g.fit) for g in sg.groups]
+        rest = [s for s in eff.study if s not in {x for g in sg.groups for x in g.study}]
         if rest:
-            groups.append({"name": "Not classified", "study": rest, "fit": None})
-        for g_i, g in enumerate(groups):
-            members = [index[s] for s in g.get("study", []) if s in index and s not in seen]
+            groups.append(("Not classified", rest, None))
+        for g_i, (gname, gstudy, gfit) in enumerate(groups):
+            members = [index[s] for s in gstudy if s in index and s not in seen]
             seen.update(eff.study[i] for i in members)
-            rows.append(_Row("group", f"{g['name']}"))
+            rows.append(_Row("group", f"{gname}"))
             rows += [study_row(i) for i in members]
-            gfit = g.get("fit")
             if gfit is not None:
-                gfit = gfit if isinstance(gfit, MetaResult) else result_from_dict(gfit)
                 wcells = {f"w{j}": fmt_num(np.nansum([weights[j][i] for i in members]), 1)
                           for j in range(len(wfits))}
                 rows.append(fit_row("subtotal", gfit, f"Subtotal ({gfit.method}, k = {gfit.k})",
                                     f"subgroup-{g_i}", wcells))
-                rows.append(_Row("subhet", _heterogeneity_text(gfit, "Heterogeneity", with_ci=False)))
+                if gfit.k > 1:
+                    rows.append(_Row("subhet", _heterogeneity_text(gfit, "Heterogeneity", with_ci=False)))
             rows.append(_Row("blank"))
-        test = sg.get("test") or {}
-        if test:
-            tau = test.get("tau2")
-            how = {"separate": "; \u03c4\u00b2 estimated separately within subgroups",
-                   "common": "; common \u03c4\u00b2 across subgroups"}.get(tau, "")
-            footers.append(f"Test for subgroup differences ({sg.get('by', 'subgroup')}): "
-                           f"Q = {fmt_num(test.get('Q_between'), 2)}, df = {test.get('df')}, "
-                           f"{fmt_p(test.get('pval'))}{how}.")
+        test = sg.test
+        how = {"separate": "; \u03c4\u00b2 estimated separately within subgroups",
+               "common": "; common \u03c4\u00b2 across subgroups"}.get(test.tau2, "")
+        footers.append(f"Test for subgroup differences ({sg.by}): Q = {fmt_num(test.Q_between, 2)}, "
+                       f"df = {int(test.df)}, {fmt_p(test.pval)}{how}.")
+    sens = _sensitivity(analysis)
+    sens_rows = []
+    if sens is not None:
+        se = sens.effects
+        extra = [i for i, s in enumerate(se.study) if s not in index]
+        if extra:
+            s_est, s_lb, s_ub = _study_ci(se, level)
+            s_marks, s_notes = _markers(se.study, analysis.provenance)
+            mark_notes = list(dict.fromkeys(mark_notes + s_notes))
+            data = list(se.data) if len(se.data or ()) == se.k else None
+            for i in extra:
+                cells = {}
+                if data is not None:
+                    for c, _, _ in dcols:
+                        if data[i].get(c.key) is not None:
+                            cells[c.key] = fmt_raw(data[i].get(c.key))
+                cells["est"] = fmt_ci(s_est[i] * sc.factor, s_lb[i] * sc.factor, s_ub[i] * sc.factor, sc.digits)
+                label = analysis.label_of(se.study[i]) + (" " + s_marks[i] if s_marks[i] else "")
+                sens_rows.append(_Row("open", label, cells, s_est[i], s_lb[i], s_ub[i], gid=f"inferred-{i}"))
     if sg is None:
+        rows += sens_rows
         rows.append(_Row("blank"))
 
     # --- pooled rows (the prediction interval of the primary fit follows all diamonds)
@@ -420,9 +430,23 @@ def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
                                  f"{fmt_num(rep['pi_ub'] * sc.factor, sc.digits)}]"},
                          math.nan, rep["pi_lb"], rep["pi_ub"], gid="pi"))
 
+    if sens is not None and sens_rows:
+        sfit = sens.fit(primary.method) or (sens.fits[0] if sens.fits else None)
+        if sfit is not None:
+            row = fit_row("pooled", sfit, f"Including inferred numbers ({sfit.method}, k = {sfit.k})",
+                          "pooled-sensitivity", {})
+            row.size = 0.0
+            rows.append(row)
+
     # --- footers
     het_fit = primary if primary.is_random else fits[0]
-    footers.insert(0, _heterogeneity_text(het_fit) + ".")
+    if eff.k > 1:
+        footers.insert(0, _heterogeneity_text(het_fit) + ".")
+    else:
+        footers.insert(0, "Heterogeneity: not applicable (k = 1).")
+    overall = _overall_test(primary, sc)
+    if overall:
+        footers.insert(1, overall)
     n_text = f"k = {eff.k} {'study' if eff.k == 1 else 'studies'}"
     if eff.ni is not None and np.isfinite(eff.ni).all():
         n_text += f", N = {fmt_raw(float(np.sum(eff.ni)))} participants"
@@ -434,24 +458,23 @@ def build_forest(analysis: OutcomeAnalysis, *, title: str | None = None,
         footers.append(_pi_note(primary))
     footers += mark_notes
     if eff.dropped:
-        footers.append("Not pooled: " + "; ".join(f"{s} ({why})" for s, why in eff.dropped) + ".")
-    sens = analysis.extras.get("inferred_sensitivity") or {}
-    if sens.get("status") == "ok" and sens.get("added"):
-        lab = analysis.extras.get("study_labels") or {}
-        left = ", ".join(f"{lab.get(p.get('study'), p.get('study'))} ({p.get('status')})"
-                         for p in sens["added"])
+        footers.append("Not pooled: " + "; ".join(f"{analysis.label_of(s)} ({why})" for s, why in eff.dropped) + ".")
+    if sens is not None and not sens_rows and sens.added:
+        left = ", ".join(f"{analysis.label_of(p.get('study'))} ({p.get('status')})" for p in sens.added)
         footers.append(f"Not shown: {left}; in the sensitivity analysis only (see report).")
 
     title = analysis.label if title is None else title
-    return _render(rows, cols, sc, title=title, footers=footers, primary_est=_primary_est(primary))
+    favours = tuple(analysis.spec.favours) if analysis.spec.favours else None
+    return _render(rows, cols, sc, title=title, footers=footers, primary_est=_primary_est(primary),
+                   favours=favours)
 
 
 def _primary_est(fit: MetaResult) -> float:
     return fit.reporting()["estimate"]
 
 
-def forest_plot(analysis: OutcomeAnalysis, path_stem, *, formats=("png", "svg"),
-                title: str | None = None, arm_labels: Sequence[str] = ("Treatment", "Control")):
+def forest_plot(analysis, path_stem, *, formats=("png", "svg"),
+                title: str | None = None, arm_labels: Sequence[str] = ("LD-IL-2", "Control")):
     """Draw and save the forest plot of one outcome as ``{path_stem}.{png,svg}``.
 
     See :func:`build_forest` for the layout; files are written atomically and are
@@ -539,7 +562,7 @@ def _nice_limits(sc: _Scale, rows) -> tuple:
     with np.errstate(divide="ignore", invalid="ignore"):
         core, wide = [], []
         for r in rows:
-            if r.kind in ("study", "point"):
+            if r.kind in ("study", "point", "open"):
                 core.append(tr(r.est))
                 wide += [tr(r.lb), tr(r.ub)]
             elif r.kind in ("pooled", "subtotal", "pi"):
@@ -634,13 +657,13 @@ def _layout_columns(rows, cols, label_header):
     return label_w, left_end, right_w
 
 
-def _render(rows, cols, sc: _Scale, *, title, footers, primary_est, label_header="Study"):
+def _render(rows, cols, sc: _Scale, *, title, footers, primary_est, label_header="Study", favours=None):
     with rc_context(style.RC):
         return _render_inner(rows, cols, sc, title=title, footers=footers,
-                             primary_est=primary_est, label_header=label_header)
+                             primary_est=primary_est, label_header=label_header, favours=favours)
 
 
-def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header):
+def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header, favours=None):
     label_w, left_end, right_w = _layout_columns(rows, cols, label_header)
     plot_w = PLOT_W
     width = left_end + 2 * PLOT_GAP + plot_w + right_w - GAP + MARGIN
@@ -661,6 +684,8 @@ def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header):
     header_h = 2 * ROW_H
     foot_h = FOOT_H * len(foot_lines) + (0.06 if foot_lines else 0)
     axis_h = AXIS_H + 0.16 * (len(wrap(sc.axis_label, plot_w + 2 * PLOT_GAP, FONT_SIZE)) - 1)
+    if favours:
+        axis_h += FAVOURS_H
     height = top + header_h + n_body * ROW_H + axis_h + foot_h + MARGIN
 
     fig = style.new_figure(width, height)
@@ -740,7 +765,25 @@ def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header):
     if np.isfinite(primary_est):
         ax.axvline(primary_est * sc.factor, color=COL_DIAMOND, lw=0.7, ls=(0, (2, 2)), zorder=1)
     _draw_marks(ax, rows, sc, lo, hi)
+    if favours and sc.ref is not None:
+        _draw_favours(fig, ax, sc, favours, lo, hi, width, plot_x0, plot_w, MARGIN + foot_h)
     return fig
+
+
+def _draw_favours(fig, ax, sc, favours, lo, hi, width, plot_x0, plot_w, y_in):
+    """RevMan's "Favours A | Favours B" under the axis, each side of the null line."""
+    ref = sc.ref
+    span = (math.log10(hi) - math.log10(lo)) if sc.log else (hi - lo)
+    frac = ((math.log10(ref) - math.log10(lo)) if sc.log else (ref - lo)) / span
+    frac = min(max(frac, 0.0), 1.0)
+    x_ref = plot_x0 + frac * plot_w
+    y = y_in + 0.1
+    left, right = favours
+    room_left, room_right = x_ref - MARGIN - 0.05, width - MARGIN - x_ref - 0.05
+    fig.text((x_ref - 0.06) / width, y / fig.get_figheight(), "\u2190 " + truncate(left, room_left - 0.2, SMALL_SIZE),
+             ha="right", va="bottom", fontsize=SMALL_SIZE, gid="favours-left")
+    fig.text((x_ref + 0.06) / width, y / fig.get_figheight(), truncate(right, room_right - 0.2, SMALL_SIZE) + " \u2192",
+             ha="left", va="bottom", fontsize=SMALL_SIZE, gid="favours-right")
 
 
 def _draw_marks(ax, rows, sc, lo, hi):
@@ -749,7 +792,7 @@ def _draw_marks(ax, rows, sc, lo, hi):
     wmax = max([r.size for r in rows if r.kind == "study" and np.isfinite(r.size)] or [1.0])
     side_max = ROW_H * 72 * 0.8
     for i, r in enumerate(rows):
-        if r.kind in ("study", "point", "pi"):
+        if r.kind in ("study", "point", "pi", "open"):
             a, b = r.lb * f, r.ub * f
             if not (np.isfinite(a) and np.isfinite(b)):
                 continue
@@ -767,6 +810,9 @@ def _draw_marks(ax, rows, sc, lo, hi):
             if b > hi:
                 ax.plot([hi], [i], marker=">", ms=4.5, color="black", clip_on=False, zorder=3)
             e = r.est * f
+            if r.kind == "open" and np.isfinite(e) and lo <= e <= hi:
+                ax.plot([e], [i], marker="o", ms=5, mfc="white", mec="black", mew=0.9, zorder=4)
+                continue
             if r.kind != "pi" and np.isfinite(e) and lo <= e <= hi:
                 w = r.size if (r.kind == "study" and np.isfinite(r.size)) else (wmax * 0.25)
                 side = max(side_max * math.sqrt(max(w, 0.0) / wmax), 2.5)

@@ -15,10 +15,10 @@ from matplotlib import rc_context
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
-from scipy.stats import norm
+from ..dist import norm_ppf
 
 from .. import transforms
-from ..results import OutcomeAnalysis
+from ..results import NotRun
 from . import style
 from .style import FONT_SIZE, SMALL_SIZE, TITLE_SIZE, fmt_num, fmt_p, measure_family, truncate, wrap
 
@@ -91,7 +91,7 @@ def _filled_points(filled):
     return yi, np.sqrt(vi)
 
 
-def build_funnel(analysis: OutcomeAnalysis, *, contours: bool = True, filled=None, egger=None,
+def build_funnel(analysis, *, contours: bool = True, filled=None, egger=None,
                  refline: float | None = None, title: str | None = None):
     """Build the funnel-plot :class:`~matplotlib.figure.Figure` of one outcome (not saved).
 
@@ -143,7 +143,7 @@ def _build(analysis, contours, filled, egger, refline, title):
     se_max = float(np.nanmax(all_se)) * 1.08 if all_se.size else 1.0
     if not np.isfinite(se_max) or se_max <= 0:
         se_max = 1.0
-    z = norm.ppf(0.975)
+    z = norm_ppf(0.975)
     centre = centre_fit.estimate if centre_fit is not None else float(np.nanmean(yi))
     xs = np.concatenate([all_yi, [centre - z * se_max, centre + z * se_max]])
     if refline is not None:
@@ -162,7 +162,7 @@ def _build(analysis, contours, filled, egger, refline, title):
     if contours and refline is not None:
         ax.set_facecolor(CONTOURS[-1][1])
         for p, colour, _ in reversed(CONTOURS[:-1]):
-            zz = norm.ppf(1 - p / 2)
+            zz = norm_ppf(1 - p / 2)
             ax.add_patch(Polygon([[refline - zz * se_max, se_max], [refline, 0.0],
                                   [refline + zz * se_max, se_max]], closed=True, facecolor=colour,
                                  edgecolor="none", zorder=0))
@@ -230,7 +230,7 @@ def _build(analysis, contours, filled, egger, refline, title):
     return fig
 
 
-def funnel_plot(analysis: OutcomeAnalysis, path_stem, *, contours: bool = True, filled=None, egger=None,
+def funnel_plot(analysis, path_stem, *, contours: bool = True, filled=None, egger=None,
                 refline: float | None = None, title: str | None = None, formats=("png", "svg")):
     """Draw and save the funnel plot of one outcome as ``{path_stem}.{png,svg}``.
 

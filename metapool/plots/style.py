@@ -24,7 +24,7 @@ FONT_SIZE = 9.0            # body text, points
 SMALL_SIZE = 8.0           # footers, notes
 TITLE_SIZE = 11.0
 ROW_H = 0.22               # height of one forest-plot row, inches
-PNG_DPI = 300
+PNG_DPI = 150                # report-ready resolution (a 7 in figure is 1050 px wide)
 MINUS = "\u2212"           # typographic minus sign
 
 RC = {

@@ -1,31 +1,32 @@
-# One job for everything that reads all outcomes: summary tables, reproduction check, report.
+# One job that reads every outcome's result and renders the tables, the audit files of the published
+# targets and the report.  It fits no model.
 
 
 rule report:
     input:
         pooled=expand(f"{RESULTS}/pooled/{{outcome}}.json", outcome=OUTCOMES),
-        forest=expand(f"{RESULTS}/figures/{{outcome}}_forest.svg", outcome=OUTCOMES),
-        funnel=expand(f"{RESULTS}/figures/{{outcome}}_funnel.svg", outcome=OUTCOMES),
-        diagnostics=diagnostic_figures,
-        studies=config["studies"],
-        targets=config.get("targets", []),
+        figures=expand(f"{RESULTS}/figures/{{outcome}}", outcome=OUTCOMES),
+        studies=lambda wc: str(REVIEW / config["studies"]) if PREFIX else config["studies"],
     output:
-        summary_csv=report(
-            REPORT_OUTPUTS["summary_csv"], caption="../report/summary.rst", category="Tables"
-        ),
+        summary_csv=report(REPORT_OUTPUTS["summary_csv"], caption="../report/summary.rst", category="Tables"),
         summary_md=REPORT_OUTPUTS["summary_md"],
         reproduction_csv=report(
-            REPORT_OUTPUTS["reproduction_csv"],
-            caption="../report/reproduction.rst",
-            category="Tables",
+            REPORT_OUTPUTS["reproduction_csv"], caption="../report/reproduction.rst", category="Tables"
         ),
         reproduction_md=REPORT_OUTPUTS["reproduction_md"],
         html=REPORT_OUTPUTS["html"],
+        audit=AUDIT_OUTPUTS,
     params:
-        title=config.get("title", "Meta-analysis report"),
-        outcomes=OUTCOMES,
+        plan=PLAN.report_snapshot(),
+        code=CODE["report"],
     log:
         f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     conda:
         "../envs/metapool.yaml"
     script:

@@ -688,33 +688,51 @@ def _surname(author) -> str:
 
 
 def study_labels(studies, ids: Iterable[str]) -> dict:
-    """Readable study labels ("He 2020") from the study table's ``author`` and ``year``.
+    """Readable study labels ("He 2020") from the study table, the same everywhere.
 
-    The surname is the author field without trailing initials; a missing year gives "n.d.";
-    a study without an author (or not in the table) keeps its key.  Labels shared by several
-    studies of the table get a, b, ... in table order ("Humrich 2016a"), so the same table
-    always gives the same labels.  Returns ``{key: label}`` for ``ids``.
+    A ``label`` column wins where it has a value.  Otherwise the label is the first author's
+    surname (without trailing initials) and the year ("n.d." without one); two studies of the table
+    that would share a label are told apart by the initials ("Zhang JQ 2022", "Zhang X 2022"), and
+    if that is not enough by a, b, ... in table order.  A study without author or label (or not in
+    the table) keeps its key.  Returns ``{key: label}`` for ``ids``.
     """
     ids = [str(i) for i in dict.fromkeys(ids)]
     table = as_records(studies)
-    if not table or not any("author" in r for r in table):
+    if not table:
         return {i: i for i in ids}
-    base = {}
+    base, initials = {}, {}
+    fixed = {}
     for r in table:
-        sid, name = str(r.get("study")), _surname(r.get("author"))
-        if not name or sid in base:
+        sid = str(r.get("study"))
+        if sid in base or sid in fixed:
+            continue
+        if r.get("label"):
+            fixed[sid] = str(r["label"]).strip()
+            continue
+        name = _surname(r.get("author"))
+        if not name:
             continue
         year = r.get("year")
         try:
             year = int(float(year)) if year is not None else None
         except ValueError:
             year = None
-        base[sid] = f"{name} {year}" if year is not None else f"{name} n.d."
+        base[sid] = (name, "n.d." if year is None else str(year))
+        full = str(r.get("author") or "").split(",")[0].strip()
+        initials[sid] = full[len(name):].strip()
     groups: dict = {}
-    for sid, lab in base.items():
-        groups.setdefault(lab, []).append(sid)
-    out = {}
+    for sid, (name, year) in base.items():
+        groups.setdefault(f"{name} {year}", []).append(sid)
+    out = dict(fixed)
     for lab, members in groups.items():
-        for j, sid in enumerate(members):
-            out[sid] = lab if len(members) == 1 else f"{lab}{chr(ord('a') + j % 26)}"
+        if len(members) == 1:
+            out[members[0]] = lab
+            continue
+        with_initials = {sid: f"{base[sid][0]} {initials[sid]} {base[sid][1]}".replace("  ", " ")
+                         for sid in members}
+        if len(set(with_initials.values())) == len(members) and all(initials[s] for s in members):
+            out.update(with_initials)
+        else:
+            for j, sid in enumerate(members):
+                out[sid] = f"{lab}{chr(ord('a') + j % 26)}"
     return {i: out.get(i, i) for i in ids}

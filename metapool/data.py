@@ -94,7 +94,7 @@ N_COLUMNS = ("n", "n_treat", "n_ctrl")
 NUMERIC_COLUMNS = tuple(dict.fromkeys(
     c for k in KINDS for c in KIND_COLUMNS[k] + OPTIONAL[k] if c != "measure"))
 
-STUDY_COLUMNS = ("study", "author", "year", "design", "disease", "dose_regimen", "regimen", "n",
+STUDY_COLUMNS = ("study", "label", "author", "year", "design", "disease", "dose_regimen", "regimen", "n",
                  "n_control", "country", "registration", "source", "note")
 STUDY_NUMERIC = ("year", "n", "n_control")
 
@@ -731,3 +731,51 @@ def load_targets(path, *, outcomes: Iterable[str] | None = None) -> list:
             raise DataError(t.path, rec["line"], "duplicate_of", dup,
                             "the target_id of another row" + _suggest(dup, seen, 0.6))
     return out
+
+
+# --------------------------------------------------------------------------- a plain table (command line)
+def load_plain_table(path) -> tuple:
+    """Read a study table for the command line: the same reader and cell checks as the workflow,
+    but ``outcome``, ``source`` and ``status`` are optional and a study label may repeat.
+
+    Returns
+    -------
+    (kind, rows, warnings)
+        The data kind, the validated records (numbers as float) and warnings, e.g. a study label
+        that appears twice (R's ``dat.raudenbush1985`` has "Pellegrini & Hicks 1972" twice; as in
+        metafor, the rows are pooled as separate studies).
+
+    Raises
+    ------
+    DataError
+        Located as for the workflow's tables.
+    """
+    t = read_csv_table(path)
+    kind = detect_table_kind(t.header, t.path, _where(t.header_line))
+    known = tuple(dict.fromkeys(BASE_COLUMNS + PROVENANCE_COLUMNS + KIND_COLUMNS[kind] + OPTIONAL[kind]))
+    _check_columns(t, ("study",) + KIND_COLUMNS[kind], known)
+    _check_column_sets(t, kind)
+    rows, warnings, seen = [], [], {}
+    for i in range(len(t.rows)):
+        rec = {c: (v or None) for c, v in zip(t.header, t.rows[i])}
+        rec["study"] = _text(t, i, "study", what="a study label is required")
+        key = (rec.get("outcome"), rec["study"])
+        if key in seen:
+            warnings.append(f"{t.path}, line {t.lines[i]}: study {rec['study']!r} also on line {seen[key]}; "
+                            "pooled as separate rows, as metafor does")
+        seen.setdefault(key, t.lines[i])
+        if t.has("status") and t.cell(i, "status"):
+            status = t.cell(i, "status").lower()
+            if status not in STATUSES:
+                t.fail(i, "status", t.cell(i, "status"), f"one of {', '.join(STATUSES)} (case-insensitive)"
+                       + _suggest(status, STATUSES, 0.6))
+            rec["status"] = status
+        if t.has("outcome") and t.cell(i, "outcome") and not ID_PATTERN.fullmatch(t.cell(i, "outcome")):
+            t.fail(i, "outcome", t.cell(i, "outcome"), "an outcome key of 1 to 64 letters, digits and '_'")
+        _validate_row(t, i, kind, rec)
+        for c in NUMERIC_COLUMNS:
+            if c in rec and isinstance(rec[c], str):
+                rec[c] = _number(t, i, c, required=False)
+        rec["line"] = t.lines[i]
+        rows.append(rec)
+    return kind, rows, warnings

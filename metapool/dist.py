@@ -75,4 +75,4 @@ def binom_logpmf(x, n, p):
 
 def beta_ppf(q, a, b):
     """Quantile of the Beta(a, b) distribution (Clopper-Pearson limits)."""
-    return special.btdtri(a, b, q)
+    return special.betaincinv(a, b, q)

@@ -134,10 +134,14 @@ def _column(df: list, col: str, study: np.ndarray, *, required: bool = True) -> 
         if required:
             raise ValueError(f"outcome table has no column {col!r}")
         return np.full(len(df), np.nan)
-    try:
-        x = numbers(df, col)
-    except ValueError as exc:
-        raise ValueError(f"invalid effect-size input: {exc}") from None
+    x = np.full(len(df), np.nan)
+    bad = np.zeros(len(df), dtype=bool)
+    for i, r in enumerate(df):
+        try:
+            x[i] = numbers([r], col)[0]
+        except ValueError:
+            bad[i] = True
+    _bad(study, bad, lambda i: f"column {col!r} = {df[i].get(col)!r} is not a number")
     _bad(study, np.isinf(x), lambda i: f"column {col!r} = {df[i].get(col)!r} is not finite")
     if required:
         _bad(study, np.isnan(x), lambda i: f"column {col!r} is missing")
@@ -434,6 +438,7 @@ def fill_from_medians(rows: list, conversion: Mapping) -> tuple:
     from .convert import conversion_label, median_to_mean_sd
 
     out, converted = [], {}
+    rows = as_records(rows)
     mean_m = conversion.get("mean", "luo2018")
     sd_m = conversion.get("sd", "shi2020")
     for r in rows:
@@ -533,8 +538,7 @@ def escalc(measure: str, data, *, add: float | None = None, to: str | None = Non
     seen: dict = {}
     for s in study:
         seen[s] = seen.get(s, 0) + 1
-    _bad(study, np.array([seen[s] > 1 for s in study]),
-         lambda i: "the study label appears more than once in this outcome")
+    repeated = [s for s, n in seen.items() if n > 1]
     if kind == "prepost":
         df, conv_notes = fill_from_medians(df, conversion or {})
     else:
@@ -551,7 +555,8 @@ def escalc(measure: str, data, *, add: float | None = None, to: str | None = Non
         raise ValueError(f"to = {to!r} must be one of {', '.join(_TO)}")
     drop00 = bool(drop00) if drop00 is not None else False
 
-    notes = list(conv_notes)
+    notes = list(conv_notes) + [f"study label {s!r} appears {seen[s]} times: pooled as separate rows "
+                                "(as metafor does)" for s in repeated]
     if kind == "generic":
         yi, vi, ni, keep, kn, dropped = _generic(m, df, study)
     else:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from . import dist
 
@@ -165,6 +165,8 @@ def _maximise(x, n, nagq, tol):
     start = np.array([0.5, math.log(p0 / (1 - p0))])
     # the likelihood is even in tau, so tau is optimised unconstrained and reported as |tau|;
     # BFGS gets close, Nelder-Mead is the fallback, a Newton polish below gives full precision
+    from scipy import optimize          # imported here: a job without a GLMM fit does not pay for it
+
     best = optimize.minimize(nll, start, method="BFGS", options={"gtol": 1e-7, "maxiter": 500})
     if not (best.success and np.isfinite(best.fun)):
         nm = optimize.minimize(nll, best.x if np.all(np.isfinite(best.x)) else start,

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from scipy import optimize
 
 from . import dist
 
@@ -216,6 +215,8 @@ def residual_tau2(yi, vi, X, method="REML", *, tol=1e-12, maxiter=10000):
             hi = max(1.0, 10 * np.var(y))
             while f(hi) > 0:
                 hi *= 10
+            from scipy import optimize
+
             tau2 = optimize.brentq(f, 0.0, hi, xtol=tol, rtol=4 * _EPS, maxiter=maxiter)
     elif method in ("ML", "REML", "EB"):
         start = max(0.0, _tau2_HE(y, v, X))

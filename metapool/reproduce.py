@@ -303,7 +303,7 @@ def _audit(target, rows, ctx):
     data = {c: [r.get(c) for r in effects_rows] for c in cols}
     try:
         return audit(data, _num(target.get("estimate")), ci, decimals=_decimals(target),
-                     p=_text(target.get("p")) or None, subsets=len(rows) <= 12, missing=True,
+                     p=_text(target.get("p")) or None, subsets=len(rows) <= 12, missing=False,
                      r=ctx.spec.r)
     except (ValueError, RuntimeError) as exc:
         ctx_notes = getattr(ctx, "notes", None)

@@ -9,11 +9,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
+from metapool import data as D
 from metapool.convert import conversion_label, median_to_mean_sd
-from metapool.data import DataError, load_studies, load_tables, load_targets, outcome_frame
+from metapool.data import DataError
+from metapool.effects import fill_from_medians
+
+
+# the loader returns records (one dict per row); these tests read them as a DataFrame
+def load_tables(*args, **kw):
+    return pd.DataFrame(D.load_tables(*args, **kw))
+
+
+def load_studies(path):
+    return pd.DataFrame(D.load_studies(path))
+
+
+def load_targets(path, **kw):
+    return pd.DataFrame(D.load_targets(path, **kw))
 
 ROOT = Path(__file__).resolve().parent.parent
 PROP_HEADER = "study,outcome,events,total,source,status,note"
@@ -30,7 +46,7 @@ def write(tmp_path, name, text, encoding="utf-8"):
 def studies(tmp_path):
     path = write(tmp_path, "studies.csv", "study,author,year,dose_regimen,n\nA2020,Ann,2020,1 MIU qod,30\n"
                                           "B2021,Bob,2021,0.5 MIU/day x5d,20\nC2022,Cy,2022,,\n")
-    return load_studies(path)
+    return D.load_studies(path)
 
 
 def expect(exc, path, line, column, value):
@@ -193,17 +209,19 @@ def test_bad_prepost_cells(tmp_path, row, col, val, fragment):
     assert fragment in msg
 
 
-def test_prepost_median_is_converted_and_named(tmp_path):
+def test_prepost_median_is_kept_and_converted_when_effects_are_computed(tmp_path):
     header = "study,outcome,n,median_pre,min_pre,max_pre,median_post,q1_post,q3_post,source,status,note"
     p = write(tmp_path, "pp.csv", header + "\nA2020,y,30,12,8,27,6,3,9,s,reported,kept\n")
-    rows = load_tables(p)
+    recs = D.load_tables(p)
+    assert recs[0]["median_pre"] == 12 and "mean_pre" not in recs[0]      # the loader keeps what is printed
+    rows, notes = fill_from_medians(recs, {"mean": "luo2018", "sd": "shi2020"})
     m_pre, s_pre = median_to_mean_sd(12, minimum=8, maximum=27, n=30)
     m_post, s_post = median_to_mean_sd(6, q1=3, q3=9, n=30)
-    lab = conversion_label(minimum=8, maximum=27)
-    r = rows.iloc[0]
+    r = rows[0]
     assert r["mean_pre"] == pytest.approx(float(m_pre)) and r["sd_pre"] == pytest.approx(float(s_pre))
     assert r["mean_post"] == pytest.approx(float(m_post)) and r["sd_post"] == pytest.approx(float(s_post))
-    assert r["conversion"] == str(lab) and "converted" in r["note"] and r["note"].startswith("kept")
+    assert str(conversion_label(minimum=8, maximum=27)) in r["conversion"]
+    assert "A2020" in notes[0] and recs[0].get("mean_pre") is None        # the input is not modified
 
 
 def test_prepost_row_with_mean_and_median_next_to_a_converted_row(tmp_path):
@@ -211,10 +229,10 @@ def test_prepost_row_with_mean_and_median_next_to_a_converted_row(tmp_path):
     header = "study,outcome,n,mean_pre,sd_pre,mean_post,sd_post,median_pre,min_pre,max_pre,source,status"
     p = write(tmp_path, "pp.csv", header + "\nA2020,y,30,,,5,2,12,8,27,s,reported"
                                            "\nB2020,y,30,14,3,5,2,12,8,27,s,reported\n")
-    rows = load_tables(p).set_index("study")
-    assert rows.loc["B2020", "mean_pre"] == 14 and rows.loc["B2020", "sd_pre"] == 3
+    rows = {r["study"]: r for r in fill_from_medians(D.load_tables(p), {})[0]}
+    assert rows["B2020"]["mean_pre"] == 14 and rows["B2020"]["sd_pre"] == 3
     m, s = median_to_mean_sd(12, minimum=8, maximum=27, n=30)
-    assert rows.loc["A2020", "mean_pre"] == pytest.approx(float(m)) and rows.loc["A2020", "sd_pre"] == pytest.approx(float(s))
+    assert rows["A2020"]["mean_pre"] == pytest.approx(float(m)) and rows["A2020"]["sd_pre"] == pytest.approx(float(s))
 
 
 def test_prepost_median_out_of_order(tmp_path):
@@ -281,15 +299,11 @@ def test_extra_rows_are_located_by_item(tmp_path, studies):
     assert rows.loc[rows["study"] == "C2022", "line"].iloc[0] == "item 2"
 
 
-def test_outcome_frame(tmp_path):
+def test_outcome_rows(tmp_path):
     p = write(tmp_path, "p.csv", PROP_HEADER + "\nA2020,x,3,10,s,reported,\nA2020,w,1,10,s,reported,\n")
-    rows = load_tables(p)
-    f = outcome_frame(rows, "x", "proportion")
-    assert list(f["study"]) == ["A2020"] and "note" not in f.columns     # empty columns dropped
-    with pytest.raises(DataError, match="expected binary"):
-        outcome_frame(rows, "x", "binary")
-    with pytest.raises(DataError, match="did you mean 'x'|did you mean 'w'"):
-        outcome_frame(rows, "xx")
+    rows = D.load_tables(p)
+    assert [r["study"] for r in D.outcome_rows(rows, "x")] == ["A2020"]
+    assert D.outcome_rows(rows, "xx") == []
 
 
 # --------------------------------------------------------------------------- study table
@@ -313,10 +327,10 @@ def test_study_table_duplicates_and_counts(tmp_path):
 @pytest.fixture(scope="module")
 def bundled():
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    studies = load_studies(ROOT / cfg["studies"])
+    studies = D.load_studies(ROOT / cfg["studies"])
     rows = load_tables([ROOT / t for t in cfg["tables"]], cfg.get("extra_studies") or [], studies=studies)
-    targets = load_targets(ROOT / cfg["targets"])
-    return cfg, studies, rows, targets
+    targets = load_targets(ROOT / cfg["targets"], outcomes=list(cfg["outcomes"]))
+    return cfg, pd.DataFrame(studies), rows, targets
 
 
 def test_bundled_every_outcome_has_rows_with_an_allowed_status(bundled):
@@ -360,17 +374,19 @@ def test_bundled_every_row_has_source_and_inferred_rows_say_why(bundled):
 
 def test_bundled_conversions_are_the_named_method(bundled):
     _, _, rows, _ = bundled
-    conv = rows[rows["conversion"].notna()]
-    assert len(conv) >= 3 and conv["note"].str.contains("converted").all()
+    conv = rows[rows["median_pre"].notna()]
+    assert len(conv) >= 3 and conv["note"].str.contains("convert").all()
+    filled = pd.DataFrame(fill_from_medians(conv.to_dict(orient="records"), {})[0])
     for side in ("pre", "post"):
         kw = dict(q1=conv[f"q1_{side}"], q3=conv[f"q3_{side}"], minimum=conv[f"min_{side}"],
                   maximum=conv[f"max_{side}"])
         m, s = median_to_mean_sd(conv[f"median_{side}"].to_numpy(), n=conv["n"].to_numpy(),
                                  **{k: v.to_numpy() for k, v in kw.items()})
-        lab = conversion_label(**{k: v.to_numpy() for k, v in kw.items()})
-        np.testing.assert_allclose(conv[f"mean_{side}"], m, atol=6e-5)
-        np.testing.assert_allclose(conv[f"sd_{side}"], s, atol=6e-5)
-        assert list(conv["conversion"]) == list(lab)
+        np.testing.assert_allclose(filled[f"mean_{side}"], m, rtol=1e-12)
+        np.testing.assert_allclose(filled[f"sd_{side}"], s, rtol=1e-12)
+    lab = conversion_label(**{k: conv[f"{c}_pre"].to_numpy() for k, c in
+                              (("q1", "q1"), ("q3", "q3"), ("minimum", "min"), ("maximum", "max"))})
+    assert list(conv["conversion"]) == list(lab)      # the data name the method the loader uses
 
 
 def test_bundled_overlapping_cohorts_enter_once(bundled):
@@ -403,16 +419,95 @@ def test_bundled_targets_cover_all_published_rows(bundled):
     assert no_outcome["missing"].str.len().min() > 10       # says what is not public
 
 
-def test_bundled_tables_pass_the_json_schemas_with_snakemake_validate(bundled):
-    from snakemake.utils import validate
+# --------------------------------------------------------------------------- hostile input (issue 9)
+def test_columns_that_differ_only_by_case_are_an_error(tmp_path):
+    p = write(tmp_path, "c.csv", "study,outcome,events,Events,total,source,status\nA,x,1,2,10,s,reported\n")
+    with pytest.raises(DataError, match="differ only by case") as e:
+        D.load_tables(p)
+    expect(e, p, 1, "Events", None)
 
-    _, studies, rows, _ = bundled
-    schemas = ROOT / "workflow" / "schemas"
-    validate(studies, str(schemas / "studies.schema.yaml"))
-    for kind, name in (("proportion", "proportions"), ("binary", "two_arm"), ("prepost", "prepost")):
-        part = rows[rows["kind"] == kind].dropna(axis=1, how="all").drop(columns=["kind", "table", "line"])
-        validate(part, str(schemas / f"{name}.schema.yaml"))
-    bad = rows[rows["kind"] == "proportion"].head(1).drop(columns=["kind", "table", "line"]).copy()
-    bad["status"] = "guess"
-    with pytest.raises(Exception):
-        validate(bad.dropna(axis=1, how="all"), str(schemas / "proportions.schema.yaml"))
+
+def test_header_case_is_accepted(tmp_path):
+    p = write(tmp_path, "c.csv", "Study,Outcome,Events,TOTAL,Source,Status\nA,x,1,10,s,Reported\n")
+    rows = D.load_tables(p)
+    assert rows[0]["events"] == 1 and rows[0]["total"] == 10 and rows[0]["status"] == "reported"
+
+
+def test_a_short_row_is_reported_as_too_short(tmp_path):
+    p = write(tmp_path, "s.csv", "study,author,year,n,country\nA,Ann,2020,China\n")
+    with pytest.raises(DataError, match="too short") as e:
+        D.load_studies(p)
+    msg = expect(e, p, 2, "country", None)
+    assert "4 cells" in msg and "5 columns" in msg
+
+
+def test_a_long_row_says_where_the_surplus_starts(tmp_path):
+    p = write(tmp_path, "w.csv", PROP_HEADER + "\nA2020,x,3,10,src,reported,a note, with a comma\n")
+    with pytest.raises(DataError, match="too long") as e:
+        D.load_tables(p)
+    msg = expect(e, p, 2, None, None)
+    assert "with a comma" in msg and "quoted" in msg
+
+
+@pytest.mark.parametrize("cell", ["a\x00b", "x\x07y"])
+def test_control_characters_are_refused(tmp_path, cell):
+    p = write(tmp_path, "n.csv", PROP_HEADER + f"\nA2020,x,3,10,src,reported,{cell}\n")
+    with pytest.raises(DataError, match="control characters") as e:
+        D.load_tables(p)
+    expect(e, p, 2, "note", None)
+
+
+def test_huge_and_non_finite_numbers_are_refused(tmp_path):
+    for value, fragment in (("1e308", "between"), ("2e9", "a count up to"), ("inf", "finite"),
+                            ("nan", "a number is required")):
+        p = write(tmp_path, "h.csv", PROP_HEADER + f"\nA2020,x,3,{value},src,reported,\n")
+        with pytest.raises(DataError, match=fragment) as e:
+            D.load_tables(p)
+        expect(e, p, 2, "total", None)
+
+
+def test_long_cells_and_big_files_are_refused_fast(tmp_path, monkeypatch):
+    p = write(tmp_path, "l.csv", PROP_HEADER + "\nA2020,x,3,10,src,reported," + "x" * (D.MAX_CELL_CHARS + 1) + "\n")
+    with pytest.raises(DataError, match="at most"):
+        D.load_tables(p)
+    monkeypatch.setattr(D, "MAX_FILE_BYTES", 100)
+    p = write(tmp_path, "big.csv", PROP_HEADER + "\nA2020,x,3,10,src,reported,\n" * 5)
+    with pytest.raises(DataError, match="bytes"):
+        D.load_tables(p)
+
+
+TARGET_HEADER = "target_id,paper,outcome,estimate,ci_lb,ci_ub,decimals,measure,model,statuses,duplicate_of"
+
+
+@pytest.mark.parametrize("row,col,fragment", [
+    ("bad id,P,x,0.5,,,3,PR,FE,,", "target_id", "letters, digits"),
+    ("T1,P,x,0.5x,,,3,PR,FE,,", "estimate", "a number"),
+    ("T1,P,x,0.5,0.6,0.7,3,PR,FE,,", "ci_lb", "ci_lb <= estimate"),
+    ("T1,P,x,0.5,0.4,,3,PR,FE,,", "ci_ub", "both CI bounds"),
+    ("T1,P,x,0.5,,,2.5,PR,FE,,", "decimals", "whole number"),
+    ("T1,P,x,0.5,,,3,PLOO,FE,,", "measure", "did you mean 'PLO'"),
+    ("T1,P,x,0.5,,,3,PR,REMLL,,", "model", "did you mean 'REML'"),
+    ("T1,P,x,0.5,,,3,PR,FE,reported;infered,", "statuses", "did you mean 'inferred'"),
+    ("T1,P,y,0.5,,,3,PR,FE,,", "outcome", "configured"),
+    ("T1,P,x,0.5,,,3,PR,FE,,T9", "duplicate_of", "another row"),
+])
+def test_bad_target_rows(tmp_path, row, col, fragment):
+    p = write(tmp_path, "t.csv", TARGET_HEADER + "\n" + row + "\n")
+    with pytest.raises(DataError, match=fragment) as e:
+        D.load_targets(p, outcomes=["x"])
+    expect(e, p, 2, col, None)
+
+
+def test_target_ids_are_unique(tmp_path):
+    p = write(tmp_path, "t.csv", TARGET_HEADER + "\nT1,P,x,0.5,,,3,PR,FE,,\nT1,P,x,0.6,,,3,PR,FE,,\n")
+    with pytest.raises(DataError, match="already on line 2"):
+        D.load_targets(p)
+
+
+def test_plain_table_for_the_command_line_allows_repeated_labels(tmp_path):
+    p = write(tmp_path, "r.csv", "study,yi,vi\nPellegrini & Hicks 1972,0.18,0.12\nPellegrini & Hicks 1972,0.26,0.13\n")
+    kind, rows, warnings = D.load_plain_table(p)
+    assert kind == "generic" and len(rows) == 2 and "line 3" in warnings[0] and "line 2" in warnings[0]
+    p = write(tmp_path, "f.csv", "study,events,total\nA,3.5,10\n")
+    with pytest.raises(DataError, match="whole numbers"):
+        D.load_plain_table(p)

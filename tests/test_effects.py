@@ -271,7 +271,7 @@ def check_against_r(es, frame, key):
     assert {s for s, _ in es.dropped} == set(frame["study"][na]), key
     assert_close(es.yi, yi[~na].tolist(), rel=1e-10, what=f"{key} yi")
     assert_close(es.vi, vi[~na].tolist(), rel=1e-10, what=f"{key} vi")
-    assert list(es.data["study"]) == list(expected_studies)
+    assert [r["study"] for r in es.data] == list(expected_studies)
 
 
 # ----------------------------------------------------------------------------- metafor reference cases
@@ -513,12 +513,20 @@ def test_check_measure_names_valid_measures():
     (PREPOST.assign(r=[1.0, 0.6, 0.8], sd_pre=[2.1, 1.8, 1.1]), "SMCC", r"study 'A': change-score SD is 0"),
     (PROP.assign(events=["0", "four", 12, 7]), "PR", r"study 'p2': column 'events' = 'four' is not a number"),
     (PROP.assign(total=[10, np.nan, 12, 20]), "PR", r"study 'p2': column 'total' is missing"),
-    (PROP.assign(study=["p1", "p1", "p3", "p4"]), "PR", r"appears more than once"),
     (PROP.drop(columns="study"), "PR", r"`study` column"),
 ])
 def test_impossible_input_names_study_column_value(frame, measure, pattern):
     with pytest.raises(ValueError, match=pattern):
         escalc(measure, frame)
+
+
+def test_repeated_study_label_is_pooled_as_separate_rows_with_a_note():
+    # metafor's escalc keeps duplicated labels (R's dat.raudenbush1985 has "Pellegrini & Hicks 1972"
+    # twice); each row keeps its own effect size, and the note says so
+    es = escalc("PR", PROP.assign(study=["p1", "p1", "p3", "p4"]))
+    assert es.k == 4 and es.study[:2] == ("p1", "p1")
+    assert es.yi[1] == PROP["events"].iloc[1] / PROP["total"].iloc[1]      # 4/12, no correction
+    assert any("appears 2 times" in n for n in es.notes)
 
 
 def test_bad_options():

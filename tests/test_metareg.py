@@ -99,12 +99,12 @@ def test_predict_and_frames():
                          for r in c.values[0]["rows"]])
     res = meta_regression(rows.yi, rows.vi, rows[["ablat"]], study=rows.study)
     pr = res.predict(np.column_stack([np.ones(2), [20.0, 50.0]]))
-    assert np.allclose(pr.pred, res.estimate[0] + res.estimate[1] * np.array([20.0, 50.0]))
-    assert (pr.ci_lb < pr.pred).all() and (pr.pi_lb < pr.ci_lb).all()
+    assert np.allclose(pr["pred"], res.estimate[0] + res.estimate[1] * np.array([20.0, 50.0]))
+    assert (pr["ci_lb"] < pr["pred"]).all() and (pr["pi_lb"] < pr["ci_lb"]).all()
     tab = res.to_frame()
     assert list(tab.coef) == ["intrcpt", "ablat"]
-    d = res.to_dict()
-    assert d["coefficients"][1]["coef"] == "ablat" and d["k"] == 13
+    assert res.coefficients()[1]["coef"] == "ablat" and res.k == 13
+    assert type(res).from_dict(res.to_dict()).same_as(res)
     with pytest.raises(ValueError, match="columns"):
         res.predict(np.ones((1, 3)))
 

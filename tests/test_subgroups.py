@@ -6,8 +6,8 @@ import pytest
 
 from conftest import TESTS, assert_close, cases_where, rows_frame
 from metapool.models import fit
-from metapool.results import EffectSizes, OutcomeAnalysis, result_from_dict
-from metapool.subgroups import subgroup_analysis
+from metapool.results import EffectSizes, result_from_dict
+from metapool.subgroups import SubgroupAnalysis, subgroup_analysis
 
 ANALYSES = TESTS / "metafor_cases_analyses.json"
 
@@ -16,7 +16,7 @@ def _run(case):
     rows = rows_frame(case)
     a = case["args"]
     return subgroup_analysis(rows.yi, rows.vi, rows[a["by"]], method=case["method"], test=case["test"],
-                             tau2=a["tau2"], study=rows.study, by=a["by"])
+                             tau2=a["tau2"], study=rows.study, by=a["by"]).to_dict()
 
 
 @pytest.mark.parametrize("case", cases_where(lambda c: c["analysis"] == "subgroup", ANALYSES))
@@ -49,7 +49,7 @@ def test_fixed_effect_q_decomposition():
     rng = np.random.default_rng(2)
     y, v = rng.normal(0, 0.5, 14), rng.uniform(0.02, 0.2, 14)
     grp = np.repeat(["a", "b", "c"], [5, 5, 4])
-    out = subgroup_analysis(y, v, grp, method="FE")
+    out = subgroup_analysis(y, v, grp, method="FE").to_dict()
     total = fit(y, v, method="FE").Q
     q_within = sum(g["fit"]["Q"] for g in out["groups"])
     assert out["test"]["Q_between"] + q_within == pytest.approx(total, rel=1e-10)
@@ -62,23 +62,23 @@ def test_output_is_json_and_fits_round_trip():
     v = np.array([0.04, 0.05, 0.03, 0.06, 0.05, 0.04])
     es = EffectSizes(measure="PLO", kind="generic", study=list("ABCDEF"), yi=y, vi=v)
     for mode in ("separate", "common"):
-        out = subgroup_analysis(es, groups=["0.5 MIU daily"] * 3 + ["1 MIU eod"] * 3, tau2=mode,
+        res = subgroup_analysis(es, groups=["0.5 MIU daily"] * 3 + ["1 MIU eod"] * 3, tau2=mode,
                                 by="dose_regimen")
-        s = json.dumps(out)               # plain JSON
+        out = res.to_dict()
+        s = json.dumps(out, allow_nan=False)       # plain JSON
         back = json.loads(s)
         assert back["by"] == "dose_regimen" and back["test"]["tau2"] == mode
         f = result_from_dict(back["groups"][1]["fit"])
         assert f.measure == "PLO" and f.study == ("D", "E", "F")
         assert 0 < f.reporting()["estimate"] < 1
-        # the format is what OutcomeAnalysis.extras carries
-        oa = OutcomeAnalysis("x", "x", es, (fit(es),), extras={"subgroups": out})
-        assert OutcomeAnalysis.from_dict(json.loads(json.dumps(oa.to_dict()))).extras["subgroups"] == back
+        # the typed record round-trips through JSON unchanged
+        assert SubgroupAnalysis.from_dict(back).same_as(res)
 
 
 def test_common_tau2_group_fits_share_tau2():
     rng = np.random.default_rng(4)
     y, v = rng.normal(0, 0.6, 12), rng.uniform(0.02, 0.2, 12)
-    out = subgroup_analysis(y, v, ["x", "y"] * 6, tau2="common", method="REML")
+    out = subgroup_analysis(y, v, ["x", "y"] * 6, tau2="common", method="REML").to_dict()
     t = {g["fit"]["tau2"] for g in out["groups"]}
     assert len(t) == 1 and t.pop() == pytest.approx(out["test"]["tau2_common"])
 
@@ -86,7 +86,7 @@ def test_common_tau2_group_fits_share_tau2():
 def test_singleton_group_knha_falls_back_to_z():
     y = np.array([0.2, 0.5, 0.1, 0.9])
     v = np.array([0.04, 0.05, 0.03, 0.06])
-    out = subgroup_analysis(y, v, ["a", "a", "a", "b"], test="knha")
+    out = subgroup_analysis(y, v, ["a", "a", "a", "b"], test="knha").to_dict()
     b = out["groups"][1]["fit"]
     assert b["test"] == "z" and b["se"] == pytest.approx(np.sqrt(0.06))
     assert any("one study" in n for n in out["notes"])

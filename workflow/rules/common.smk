@@ -54,14 +54,20 @@ CONFIG_FILES = CONFIG_FILES or ["config.yaml"]
 
 
 def _plan():
-    """Validate against the generated schema (registry), then plan; any problem stops here."""
+    """Validate against the schema (generated from metapool/registry.py), then plan; any problem
+    stops here.  The schema's own message has no line number, so the located one is shown."""
     import json
 
-    schema = json.loads("".join(l for l in (_ROOT / "workflow/schemas/config.schema.yaml").read_text()
-                                .splitlines(keepends=True) if not l.startswith("#")))
-    problems = schema_problems(config, schema, CONFIG_FILES)
-    if problems:
-        listed = "\n".join(f"ConfigError: {p}" for p in problems)
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, "../schemas/config.schema.yaml", set_default=False)
+    except WorkflowError:
+        schema = json.loads("".join(l for l in (_ROOT / "workflow/schemas/config.schema.yaml").read_text()
+                                    .splitlines(keepends=True) if not l.startswith("#")))
+        problems = schema_problems(config, schema, CONFIG_FILES)
+        listed = "\n".join(f"ConfigError: {p}" for p in problems) or "ConfigError: does not match the schema"
         stop(f"config.yaml is invalid:\n{listed}\n(allowed keys and values: "
              "workflow/schemas/config.schema.yaml, generated from metapool/registry.py; see docs/workflow.md)")
     try:

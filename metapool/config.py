@@ -201,6 +201,7 @@ def read_config(path) -> dict:
         raise ConfigError(path, line, None, "__use_yte__", data["__use_yte__"],
                           "YTE templating runs Python code from the config file; remove the key "
                           "(the config must be plain data)")
+    check_numbers(data, [str(path)])
     return data
 
 
@@ -347,8 +348,9 @@ def _leaf_errors(errs) -> list:
     """Replace oneOf/anyOf errors by their most specific sub-error; one error per location."""
     out, seen = [], set()
     for e in errs:
-        if e.validator in ("oneOf", "anyOf") and e.context:
-            e = max(e.context, key=lambda c: len(c.absolute_path))
+        while e.validator in ("oneOf", "anyOf") and e.context:
+            # the most specific sub-error: deepest, and not "wrong type" of a branch that does not apply
+            e = max(e.context, key=lambda c: (len(c.absolute_path), c.validator != "type"))
         where = tuple(map(str, e.absolute_path))
         if where in seen:
             continue
@@ -381,6 +383,15 @@ def _schema_error(e, files) -> ConfigError:
         words = {"array": "a list", "object": "a mapping", "string": "text", "number": "a number",
                  "integer": "a whole number", "boolean": "true or false"}
         return config_error(files, keys, e.instance, words.get(want, want))
+    if v in ("maxLength", "minLength"):
+        what = "at most" if v == "maxLength" else "at least"
+        return config_error(files, keys, e.instance, f"text of {what} {e.validator_value} characters "
+                                                      f"(this has {len(str(e.instance)):,})")
+    if v in ("maxItems", "minItems"):
+        what = "at most" if v == "maxItems" else "at least"
+        return config_error(files, keys, e.instance, f"a list of {what} {e.validator_value} items")
+    if v == "pattern":
+        return config_error(files, keys, e.instance, "letters, digits and '_' only")
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
         return config_error(files, keys, e.instance, f"a number {op} {e.validator_value}")

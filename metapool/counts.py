@@ -158,7 +158,9 @@ def mantel_haenszel(data, measure: str, *, level: float = 0.95, add: float = 0.5
     ok = np.isfinite(yi) & np.isfinite(vi)
     Q = max(0.0, float(((yi[ok] - beta) ** 2 / vi[ok]).sum())) if ok.any() else 0.0
     het = _heterogeneity(Q, int(ok.sum()))
-    if not np.isfinite(beta):
+    if not np.isfinite(beta) and ok.any():
+        # Q needs the pooled estimate; with no study effect size at all (every table double-zero)
+        # metafor's rma.mh reports Q = 0, p = 1 as for a single study, and so does this
         het.update(Q=math.nan, Q_pval=math.nan, I2=math.nan, H2=math.nan)
     notes += ("per-study effect sizes (continuity-corrected) are used for Q and display only; the "
               "MH estimate pools the uncorrected tables",)

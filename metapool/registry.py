@@ -333,7 +333,13 @@ def config_schema() -> dict:
                        "items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
             "targets": {"description": "published pooled estimates to reproduce (CSV)", "type": "string"},
             "extra_studies": {"description": "inline outcome rows, same columns as the tables",
-                              "type": "array", "items": {"type": "object"}},
+                              "type": "array", "items": {
+                                  "type": "object", "required": ["study", "outcome", "source", "status"],
+                                  "properties": {"study": {"type": "string", "minLength": 1},
+                                                 "outcome": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}\\Z"},
+                                                 "source": {"type": "string", "minLength": 1},
+                                                 "status": {"enum": list(STATUSES)}},
+                                  "additionalProperties": {"type": ["number", "string", "null"]}}},
             "ignore_outcomes": {"description": "outcome keys in the data tables that are not analysed "
                                                "(their rows are listed in the report as skipped)",
                                 "type": "array", "items": {"type": "string"}, "uniqueItems": True},

@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from . import registry
-from .config import (ConfigError, check_numbers, check_outcome_keys, check_paths, config_error,
+from .config import (_NO_VALUE, ConfigError, check_numbers, check_outcome_keys, check_paths, config_error,
                      setting_keys)
 from .data import DataError, load_studies, load_tables, load_targets
 from .spec import OutcomeSpec, resolve_spec
 
-__all__ = ["Plan", "make_plan", "code_fingerprint", "outcome_figures", "RESULTS"]
+__all__ = ["Plan", "make_plan", "load_project", "code_fingerprint", "outcome_figures", "RESULTS"]
 
 RESULTS = "results"
-_NO_VALUE = object()
 #: Columns of an outcome's rows that its job does not need (where a row is; not its content).
 _LOCATION = ("table", "line")
 
@@ -107,28 +106,28 @@ def make_plan(config: Mapping, files: Sequence = ("config.yaml",), root: str | o
     ConfigError, DataError
         The first problem found, located.
     """
-    root = Path(root)
+    with _chdir(Path(root)):
+        return _make_plan(config, files)
+
+
+def _make_plan(config: Mapping, files: Sequence) -> Plan:
     check_outcome_keys(config, files)
     check_numbers(config, files)
-    with _chdir(root):
-        check_paths(config, files)
-        _check_results_dir(files)
-        try:
-            studies = load_studies(config["studies"])
-            rows = load_tables(config["tables"], config.get("extra_studies") or [], studies=studies)
-            outcomes = list(config["outcomes"])
-            targets = (load_targets(config["targets"], outcomes=outcomes) if config.get("targets") else [])
-        except DataError:
-            raise
+    check_paths(config, files)
+    _check_results_dir(files)
+    studies = load_studies(config["studies"])
+    rows = load_tables(config["tables"], config.get("extra_studies") or [], studies=studies)
+    outcomes = list(config["outcomes"])
+    targets = load_targets(config["targets"], outcomes=outcomes) if config.get("targets") else []
     by_outcome: dict = {}
     for r in rows:
         by_outcome.setdefault(r["outcome"], []).append(r)
     for outcome in outcomes:                 # a typo in config.yaml is reported at config.yaml
         if outcome not in by_outcome:
+            near = difflib.get_close_matches(outcome, sorted(by_outcome), n=1, cutoff=0.75)
             _stop(files, ["outcomes", outcome], None,
                   f"no data rows have outcome = {outcome!r} in {', '.join(config['tables'])} or "
-                  f"extra_studies" + _close(outcome, sorted(set(by_outcome) - set(outcomes)), 0.75)
-                  .replace("; did you mean", "; rows with a similar key exist:"))
+                  f"extra_studies" + (f"; rows with the similar key {near[0]!r} exist (a typo?)" if near else ""))
     skipped = _check_unconfigured(config, files, rows)
     study_index = {s["study"]: s for s in studies}
     specs, snapshots, figures = {}, {}, {}
@@ -392,3 +391,25 @@ def code_fingerprint(package: str | os.PathLike, entry: str) -> str:
         if p.exists():
             h.update(m.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- a whole project
+def load_project(root: str | os.PathLike = ".", config_file: str = "config.yaml") -> Plan:
+    """Read, validate and plan a review folder exactly as the workflow does while parsing.
+
+    The command-line and in-process twin of ``workflow/rules/common.smk``: the safe config
+    reader, the schema generated from :mod:`metapool.registry`, then :func:`make_plan`.
+
+    Raises
+    ------
+    ConfigError, DataError
+        The first problem, located.
+    """
+    from .config import read_config, schema_problems
+
+    with _chdir(Path(root)):
+        config = read_config(config_file)
+        problems = schema_problems(config, registry.config_schema(), [config_file])
+        if problems:
+            raise problems[0]
+    return make_plan(config, [config_file], root)

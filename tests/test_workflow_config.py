@@ -1,4 +1,4 @@
-"""The config schema (workflow/schemas/config.schema.yaml) and the bundled config.yaml."""
+"""The config schema (generated from metapool/registry.py) and the bundled config.yaml."""
 import copy
 import shutil
 import subprocess
@@ -9,8 +9,10 @@ import jsonschema
 import pytest
 import yaml
 
+from metapool import registry
+
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+SCHEMA = registry.config_schema()
 
 VALID = {
     "studies": "data/raw/studies.csv",
@@ -46,6 +48,22 @@ def test_schema_is_valid_json_schema():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
 
 
+def test_schema_file_is_generated_from_the_registry():
+    """workflow/schemas/config.schema.yaml is `python -m metapool.registry` output: one source."""
+    res = subprocess.run([sys.executable, "-m", "metapool.registry"], capture_output=True, text=True, cwd=ROOT,
+                         check=True)
+    assert (ROOT / "workflow/schemas/config.schema.yaml").read_text() == res.stdout, \
+        "regenerate it: python -m metapool.registry > workflow/schemas/config.schema.yaml"
+    assert yaml.safe_load(res.stdout) == SCHEMA
+
+
+def test_schema_enums_are_the_registry_names():
+    outcome = SCHEMA["properties"]["outcomes"]["additionalProperties"]["properties"]
+    assert outcome["measure"]["enum"] == list(registry.MEASURES)
+    assert SCHEMA["$defs"]["methods"]["items"]["enum"] == list(registry.METHODS)
+    assert list(outcome["analyses"]["properties"]) == list(registry.ANALYSES)
+
+
 def test_example_config_is_valid():
     assert errors(VALID) == []
 
@@ -63,6 +81,16 @@ def test_example_config_is_valid():
     (("tables",), []),                                          # at least one table
     (("outcomes",), {}),                                        # at least one outcome
     (("outcomes", "fever bad"), {"label": "x", "measure": "PR"}),  # not usable as a wildcard
+    (("outcomes", "fever2\n"), {"label": "x", "measure": "PR"}),  # '$' would accept a final newline
+    (("outcomes", "fever", "analyses"), {"cumulative": {"ordr": "year"}}),      # misspelt option key
+    (("outcomes", "fever", "analyses"), {"cumulative": {"decresing": True}}),
+    (("outcomes", "fever", "analyses"), {"small_study": {"model": "xyz"}}),     # unknown option value
+    (("outcomes", "fever", "analyses"), {"inferred_sensitivity": {"statuses": ["infered"]}}),
+    (("outcomes", "fever", "analyses"), {"gosh": {"subsets": "abc"}}),         # wrong type
+    (("outcomes", "fever", "analyses"), {"leave_one_ot": True}),               # unknown analysis
+    (("outcomes", "fever", "analyses"), {"metareg": {}}),                      # moderators required
+    (("title",), "x" * 301),                                                    # too long
+    (("outcomes", "fever", "favours"), ["only one"]),
 ])
 def test_invalid_configs_are_rejected(path, value):
     assert errors(with_change(path, value)), f"{path} = {value!r} should be rejected"

@@ -78,7 +78,7 @@ def build_bubble(reg, *, moderator: str | None = None, measure: str | None = Non
         raise ValueError(f"moderator {reg.coef[1]!r} looks categorical (0/1); draw a subgroup forest plot")
     grid = np.linspace(x.min(), x.max(), n_grid)
     pr = reg.predict(np.column_stack([np.ones(n_grid), grid]))
-    y, lo, hi, fitted = reg.yi, pr.ci_lb.to_numpy(), pr.ci_ub.to_numpy(), pr.pred.to_numpy()
+    y, lo, hi, fitted = (np.asarray(v, float) for v in (reg.yi, pr["ci_lb"], pr["ci_ub"], pr["pred"]))
     if back:
         if measure is None:
             raise ValueError("back=True needs the measure")

@@ -293,7 +293,7 @@ def build_gosh(g, *, title: str | None = None, hexbin_above: int = 5000, measure
         if est.size > hexbin_above:
             ax.hexbin(est, i2, gridsize=60, bins="log", cmap="Greys", mincnt=1, linewidths=0)
         else:
-            ax.scatter(est, i2, s=6, color=_POINT, alpha=0.5, linewidths=0)
+            ax.scatter(est, i2, s=6 if est.size > 500 else 14, color=_POINT, alpha=0.5, linewidths=0)
         axx.hist(est, bins=60, color=_BAND)
         axy.hist(i2, bins=60, color=_BAND, orientation="horizontal")
         ax.set_ylim(-2, 102)
@@ -305,13 +305,13 @@ def build_gosh(g, *, title: str | None = None, hexbin_above: int = 5000, measure
         axy.tick_params(labelleft=False)
         # count axes: a few measured ticks, no label at 0 (it would meet the main axis' labels)
         top_count = axx.get_ylim()[1]
-        yt = MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10]).tick_values(0, top_count)
-        yt = yt[(yt > 0) & (yt <= top_count)]
+        yt = MaxNLocator(nbins=3, steps=[1, 2, 5, 10], integer=True).tick_values(0, top_count)
+        yt = yt[(yt > 0) & (yt <= top_count) & np.isclose(yt, np.round(yt))]
         axx.set_yticks(yt, [_count_label(v) for v in yt])
         axx.set_ylabel("Subsets", labelpad=2)
         right_count = axy.get_xlim()[1]
-        xt = style.linear_ticks(0.0, right_count, marg, _count_label, nbins=3)
-        xt = xt[(xt > 0) & (xt <= right_count)]
+        xt = style.linear_ticks(0.0, right_count, marg, _count_label, nbins=3, steps=(1, 2, 5, 10))
+        xt = xt[(xt > 0) & (xt <= right_count) & np.isclose(xt, np.round(xt))]
         axy.set_xticks(xt, [_count_label(v) for v in xt])
         axy.set_xlabel("Subsets")
         _fit_xticks(ax, main_w)

@@ -5,8 +5,8 @@ one row per study (label, raw data, weights, estimate and CI on the reporting sc
 square of area proportional to the weight and CI whiskers), then one diamond per pooled
 model, the prediction interval of the primary random-effects model and footers with
 heterogeneity, the subgroup test and the evidence markers.  Column widths are measured
-with the renderer, so text columns never overlap; long labels are truncated with an
-ellipsis.  Every number printed is read from the same result objects the tables use.
+with the renderer, so text columns never overlap; long study labels are shortened in the
+middle (the year stays), model labels never; axis ticks are chosen so their labels fit.  Every number printed is read from the same result objects the tables use.
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ COL_SQUARE = "#1f4e79"
 COL_DIAMOND = "#1f4e79"
 COL_SUBTOTAL = "#5b8db8"
 COL_REF = "#6b6b6b"
+COL_SENS = "#d0d0d0"       # the diamond that includes inferred numbers
 
 
 # ----------------------------------------------------------------------------- scale
@@ -252,7 +253,8 @@ def _inferred_footnote(analysis, pooled: list, open_: list, sens_fit) -> str:
     if pooled:
         parts.append("in the primary pool: " + "; ".join(what(s) for s in pooled))
     if open_:
-        where = (f"pooled only in \u2018Including inferred numbers ({sens_fit.method}, k = {sens_fit.k})\u2019"
+        where = (f"pooled only in the grey diamond \u2018Including inferred numbers ({sens_fit.method}, "
+                 f"k = {sens_fit.k})\u2019"
                  if sens_fit is not None else "not pooled")
         parts.append(f"open circles, not in the primary pool, {where}: " + "; ".join(what(s) for s in open_))
     return (f"{INFERRED_MARK} Inferred numbers (evidence status \u2018inferred\u2019, an assumption "
@@ -1001,7 +1003,8 @@ def _draw_marks(ax, rows, sc, lo, hi):
             e, a, b = r.est * f, max(r.lb * f, lo), min(r.ub * f, hi)
             if not all(np.isfinite([e, a, b])):
                 continue
-            fill = COL_SUBTOTAL if r.kind == "subtotal" else (COL_DIAMOND if r.size else "white")
+            fill = COL_SUBTOTAL if r.kind == "subtotal" else (
+                COL_SENS if r.gid == "pooled-sensitivity" else (COL_DIAMOND if r.size else "white"))
             ax.add_patch(Polygon([[a, i], [e, i - 0.34], [b, i], [e, i + 0.34]], closed=True,
                                  facecolor=fill, edgecolor="black", lw=0.7, zorder=3))
     if sq_x:

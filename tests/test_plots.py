@@ -5,7 +5,9 @@ tests/metafor_cases.json (not from our own fitting code), so the numbers printed
 are checked against metafor: each printed value must equal the reference value rounded to
 the printed number of decimals.
 """
+import dataclasses
 import math
+from pathlib import Path
 import re
 
 import numpy as np
@@ -14,12 +16,15 @@ import pytest
 from matplotlib.text import Text
 
 from conftest import load_cases
-from metapool.plots import (build_forest, build_funnel, build_summary_forest, forest_plot,
-                            funnel_plot, summary_forest)
+from metapool.analysis import OutcomeAnalysis
+from metapool.plots.forest import build_forest, build_summary_forest, forest_plot, summary_forest
+from metapool.plots.funnel import build_funnel, funnel_plot
 from metapool.plots.style import parse_number, text_width
-from metapool.results import EffectSizes, MetaResult, OutcomeAnalysis
+from metapool.results import EffectSizes, MetaResult
+from metapool.spec import resolve_spec
 
 CASES = {c["case"]: c for c in load_cases()}
+ANALYSIS_CASES = {c["case"]: c for c in load_cases(Path(__file__).parent / "metafor_cases_analyses.json")}
 NUM = r"(−?-?\d+(?:\.\d+)?)"
 CI_RE = re.compile(rf"^{NUM} \[{NUM}, {NUM}\]$")
 
@@ -54,17 +59,23 @@ def _result(case) -> MetaResult:
         ni=_ni(case))
 
 
-def make_analysis(dataset, measure, methods=("FE", "REML"), test="z", data=None, extras=None,
-                  label=None):
-    """An OutcomeAnalysis of a reference dataset with the metafor fits of ``methods``."""
+def make_analysis(dataset, measure, methods=("FE", "REML"), test="z", data=None, label=None, **fields):
+    """An OutcomeAnalysis of a reference dataset with the metafor fits of ``methods`` (R values,
+    not our fitting code); ``fields`` set further OutcomeAnalysis fields (provenance, ...)."""
     cases = [CASES[f"{dataset}_{measure}_{m}_{'z' if m == 'FE' else test}"] for m in methods]
     c0 = cases[0]
     e = c0["expected"]
     frame = pd.DataFrame(c0["rows"]) if data is None else data
     eff = EffectSizes(measure=measure, kind=c0["type"], study=[r["study"] for r in c0["rows"]],
-                      yi=e["yi"], vi=e["vi"], ni=_ni(c0), data=frame)
-    return OutcomeAnalysis(outcome=f"{dataset}_{measure}", label=label or f"{dataset} ({measure})",
-                           effects=eff, fits=tuple(_result(c) for c in cases), extras=extras or {})
+                      yi=e["yi"], vi=e["vi"], ni=_ni(c0), data=frame.to_dict("records"))
+    label = label or f"{dataset} ({measure})"
+    spec = resolve_spec({"label": label, "measure": measure, "methods": list(methods)})
+    return OutcomeAnalysis(outcome=f"{dataset}_{measure}", label=label, spec=spec, effects=eff,
+                           fits=tuple(_result(c) for c in cases), **fields)
+
+
+def _with(a, **fields):
+    return dataclasses.replace(a, **fields)
 
 
 def texts(fig):
@@ -204,7 +215,7 @@ def test_raw_data_columns_and_totals():
     assert t["study-0-total_ctrl"] == str(rows[0]["total_ctrl"])
     assert t["pooled-0-total_treat"] == str(sum(r["total_treat"] for r in rows))
     texts_all = all_text(build_forest(make_analysis("normand1999", "MD")))
-    assert {"Mean", "SD", "Total", "Treatment", "Control"} <= set(texts_all)
+    assert {"Mean", "SD", "Total", "LD-IL-2", "Control"} <= set(texts_all)
     texts_all = all_text(build_forest(make_analysis("prepost_demo", "SMCR")))
     assert {"Before", "After", "N"} <= set(texts_all)
 
@@ -212,17 +223,11 @@ def test_raw_data_columns_and_totals():
 # ----------------------------------------------------------------------------- layout
 
 def _row_overlaps(fig):
-    """Pairs of texts on the same row whose rendered boxes overlap horizontally."""
-    fig.canvas.draw()
-    r = fig.canvas.get_renderer()
-    boxes = [(t.get_text(), t.get_window_extent(r)) for t in fig.findobj(Text)
-             if t.get_text().strip() and t.get_visible()]
-    bad = []
-    for i, (s1, b1) in enumerate(boxes):
-        for s2, b2 in boxes[i + 1:]:
-            if b1.overlaps(b2):
-                bad.append((s1, s2))
-    return bad, boxes
+    """Pairs of drawn texts whose rendered boxes overlap, and every drawn (text, box)."""
+    from test_figure_layout import drawn_texts, overlaps
+
+    boxes = drawn_texts(fig)
+    return overlaps(boxes), [(t.get_text(), b) for t, b in boxes]
 
 
 @pytest.mark.parametrize("dataset,measure", [("bcg", "RR"), ("normand1999", "MD"),
@@ -239,45 +244,41 @@ def test_no_text_overlaps_and_nothing_outside_the_figure(dataset, measure):
     assert not outside, outside
 
 
-def test_long_labels_are_truncated_with_an_ellipsis():
+def test_long_labels_are_shortened_in_the_middle_keeping_the_year():
     from metapool.plots.forest import LABEL_MAX
 
-    rows = pd.DataFrame(CASES["bcg_RR_FE_z"]["rows"])
     long = "A very long study label from a multicentre trial with many, many authors et al. 2021"
     a = make_analysis("bcg", "RR")
-    eff = EffectSizes("RR", "binary", (long,) + a.effects.study[1:], a.effects.yi, a.effects.vi,
-                      a.effects.ni, rows.assign(study=[long] + list(rows.study[1:])))
-    fits = tuple(MetaResult(**{**f.__dict__, "study": eff.study}) for f in a.fits)
-    fig = build_forest(OutcomeAnalysis("o", "o", eff, fits))
+    key = a.effects.study[0]
+    fig = build_forest(_with(a, study_labels={key: long}))
     label = texts(fig)["study-0-label"]
-    assert label.endswith("\u2026") and long.startswith(label[:-1])
+    head, tail = label.split("\u2026")
+    assert long.startswith(head) and tail == " 2021"
     assert text_width(label) <= LABEL_MAX + 1e-9
     assert not _row_overlaps(fig)[0]
 
 
+def _provenance(a, status=None, conversion=None, note=None):
+    status, conversion, note = status or {}, conversion or {}, note or {}
+    return tuple({"study": s, "status": status.get(i, "reported"), "pooled": True,
+                  **({"conversion": conversion[i]} if i in conversion else {}),
+                  **({"note": note[i]} if i in note else {})}
+                 for i, s in enumerate(a.effects.study))
+
+
 def test_markers_for_inferred_and_converted_rows():
-    rows = pd.DataFrame(CASES["bcg_RR_FE_z"]["rows"])
-    rows["status"] = ["reported"] * 12 + ["inferred"]
-    rows["note"] = ["", "", "converted from median (IQR)"] + [""] * 10
-    rows["conversion"] = ["", "", "Wan 2014"] + [""] * 10
-    fig = build_forest(make_analysis("bcg", "RR", data=rows))
+    a = make_analysis("bcg", "RR")
+    prov = _provenance(a, status={12: "inferred"}, conversion={2: "Wan 2014"},
+                       note={12: "denominator read from a figure"})
+    fig = build_forest(_with(a, provenance=prov))
     t, s = texts(fig), all_text(fig)
     assert t["study-12-label"].endswith("\u2020")
     assert t["study-2-label"].endswith("\u2021")
     assert not t["study-0-label"].endswith(("\u2020", "\u2021"))
-    assert any(x.startswith("\u2020 Inferred") for x in s)
+    foot = " ".join(s)
+    assert "\u2020 Inferred numbers" in foot and "in the primary pool" in foot
+    assert f"{a.effects.study[12]} (denominator read from a figure)" in foot
     assert any(x.startswith("\u2021") and "Wan 2014" in x for x in s)
-
-
-def test_markers_from_provenance_when_the_data_lack_status():
-    a = make_analysis("bcg", "RR")
-    prov = [{"study": s, "status": "inferred" if i == 4 else "reported", "note": None,
-             "conversion": "Hozo 2005" if i == 5 else None} for i, s in enumerate(a.effects.study)]
-    b = OutcomeAnalysis(a.outcome, a.label, a.effects, a.fits, {"provenance": prov})
-    t = texts(build_forest(b))
-    marked = [i for i in range(a.effects.k) if t[f"study-{i}-label"][-1] in "\u2020\u2021"]
-    assert marked == [4, 5]
-    assert t["study-5-label"].endswith("\u2021")
 
 
 def test_study_rows_use_author_year_labels_from_the_study_table():
@@ -294,7 +295,7 @@ def test_study_rows_use_author_year_labels_from_the_study_table():
     assert labels[ids[2]] == "von Spee-Mayer 2016"
     assert labels[ids[3]] == ids[3]                       # no author: the id is kept
     assert labels[ids[5]] == "Author5 1955"
-    b = OutcomeAnalysis(a.outcome, a.label, a.effects, a.fits, {"study_labels": labels})
+    b = _with(a, study_labels=labels)
     t = texts(build_forest(b))
     assert [t[f"study-{i}-label"] for i in range(a.effects.k)] == [labels[s] for s in ids]
     assert not any(t[f"study-{i}-label"] == ids[i] for i in (0, 1, 2, 5))
@@ -304,47 +305,62 @@ def test_study_rows_use_author_year_labels_from_the_study_table():
     assert [t0[f"study-{i}-label"] for i in range(a.effects.k)] == ids
 
 
-def test_forest_footer_names_rows_left_to_the_sensitivity_analysis():
+def test_inferred_rows_left_out_of_the_primary_pool_are_open_and_pooled_in_a_second_diamond():
+    """Rows the status filter left out come from the inferred-sensitivity analysis of
+    metapool.analysis: open circles, dagger, a second diamond, a footnote naming them."""
+    from metapool.analysis import analyse_outcome
+
+    rows = [dict(r, outcome="bcg", status="reported") for r in CASES["bcg_RR_FE_z"]["rows"]]
+    rows[-1]["status"] = "inferred"
+    rows[-1]["note"] = "allocation inferred from the discussion"
+    a = analyse_outcome("bcg", {"label": "BCG", "measure": "RR", "methods": ["FE", "REML"],
+                                "favours": ["Favours BCG", "Favours control"]}, rows)
+    assert a.k == 12 and a.inferred_sensitivity.k == 13
+    fig = build_forest(a)
+    t, s = texts(fig), all_text(fig)
+    open_rows = [k for k in t if k.startswith("inferred-") and k.endswith("-label")]
+    assert [t[k] for k in open_rows] == [rows[-1]["study"] + " \u2020"]
+    sens = a.inferred_sensitivity.fit("REML").reporting()
+    assert_printed(parse_ci(t["pooled-sensitivity-est"]), [sens["estimate"], sens["ci_lb"], sens["ci_ub"]],
+                   2, "sensitivity diamond")
+    assert t["pooled-sensitivity-label"] == "Including inferred numbers (REML, k = 13)"
+    foot = " ".join(s)
+    assert "open circles, not in the primary pool" in foot and "allocation inferred from the discussion" in foot
+    ax = fig.axes[0]
+    circles = [ln for ln in ax.get_lines() if ln.get_marker() == "o" and ln.get_markerfacecolor() == "white"]
+    assert len(circles) == 1
+    assert texts(fig)["favours-left"].startswith("\u2190 Favours BCG")
+
+
+def test_subgroup_blocks_print_the_metafor_subgroup_fits(tmp_path):
+    """Subtotals and the test for subgroup differences of bcg by allocation against R metafor
+    (``bcg_alloc_REML_z_separate`` in tests/metafor_cases_analyses.json)."""
+    from metapool.subgroups import subgroup_analysis
+
+    ref = ANALYSIS_CASES["bcg_alloc_REML_z_separate"]
     a = make_analysis("bcg", "RR")
-    extras = {"inferred_sensitivity": {"status": "ok", "added": [{"study": "X2019", "status": "inferred"}]},
-              "study_labels": {"X2019": "Xu 2019"}}
-    fig = build_forest(OutcomeAnalysis(a.outcome, a.label, a.effects, a.fits, extras))
-    assert any(x.startswith("Not shown: Xu 2019 (inferred)") for x in all_text(fig))
-    assert not any("Xu 2019" in v for k, v in texts(fig).items() if k.startswith("study-"))
-
-
-def _subgroup_analysis():
-    from metapool.models import fit
-
-    a = make_analysis("bcg", "RR")
-    eff = a.effects
-    groups = []
-    for name, sl in (("Before 1960", slice(0, 6)), ("1960 and later", slice(6, None))):
-        st = list(eff.study[sl])
-        f = fit(eff.yi[sl], eff.vi[sl], method="REML", measure="RR", study=st)
-        groups.append({"name": name, "study": st, "fit": f.to_dict()})
-    extras = {"subgroups": {"by": "era", "method": "REML", "groups": groups,
-                            "test": {"Q_between": 3.21, "df": 1, "pval": 0.073, "tau2": "separate"}}}
-    return OutcomeAnalysis(a.outcome, a.label, eff, a.fits, extras)
-
-
-def test_subgroup_blocks(tmp_path):
-    from metapool.results import result_from_dict
-
-    b = _subgroup_analysis()
+    alloc = {r["study"]: r["alloc"] for r in ref["rows"]}
+    sg = subgroup_analysis(a.effects, groups=[alloc[s] for s in a.effects.study], method="REML", by="alloc")
+    b = _with(a, subgroups=sg)
     fig = build_forest(b)
     t, s = texts(fig), all_text(fig)
-    assert {"Before 1960", "1960 and later"} <= set(s)
-    for g_i, g in enumerate(b.extras["subgroups"]["groups"]):
-        rep = result_from_dict(g["fit"]).reporting()
-        assert_printed(parse_ci(t[f"subgroup-{g_i}-est"]), [rep["estimate"], rep["ci_lb"], rep["ci_ub"]],
-                       2, g["name"])
-        assert t[f"subgroup-{g_i}-label"] == f"Subtotal (REML, k = {len(g['study'])})"
+    want = {g["name"]: g for g in ref["expected"]["groups"]}
+    assert {"alternate", "random", "systematic"} <= set(s)
+    for g_i, g in enumerate(sg.groups):
+        r = want[g.name]
+        assert_printed(parse_ci(t[f"subgroup-{g_i}-est"]), np.exp([r["estimate"], r["ci_lb"], r["ci_ub"]]),
+                       2, g.name)
+        assert t[f"subgroup-{g_i}-label"] == f"Subtotal (REML, k = {r['k']})"
+        het = t[f"subgroup-{g_i}-het"]
+        assert het.startswith("Heterogeneity: ") and "\u2026" not in het
+        assert f"Q = {r['Q']:.2f}, df = {r['k'] - 1}" in " ".join(
+            v for k, v in t.items() if k.startswith(f"subgroup-{g_i}-het"))
+    test = ref["expected"]["test"]
     line = next(x for x in s if x.startswith("Test for subgroup differences"))
-    assert "Q = 3.21, df = 1, p = 0.073" in line
+    assert f"Q = {test['Q_between']:.2f}, df = {test['df']}, p = {test['pval']:.3f}" in line
     # study rows appear under their subgroup header, in the group order
     ys = {x.get_text(): x.get_position()[1] for x in fig.findobj(Text)}
-    assert ys["Before 1960"] < ys["Aronson 1948"] < ys["1960 and later"] < ys["Vandiviere et al 1973"]
+    assert ys["alternate"] < ys["Stein & Aronson 1953"] < ys["random"] < ys["Aronson 1948"] < ys["systematic"]
     assert not _row_overlaps(fig)[0]
     assert len(forest_plot(b, tmp_path / "sg")) == 2
 
@@ -354,19 +370,33 @@ def test_one_and_two_studies(tmp_path, k):
     a = make_analysis("bcg", "RR")
     e = a.effects
     sub = lambda x: x[:k]  # noqa: E731
-    eff = EffectSizes("RR", "binary", e.study[:k], sub(e.yi), sub(e.vi), sub(e.ni), e.data.iloc[:k])
+    eff = EffectSizes("RR", "binary", e.study[:k], sub(e.yi), sub(e.vi), sub(e.ni), e.data[:k])
     fits = []
     for f in a.fits:   # hand-made fits of the first k studies (values are not checked here)
-        fits.append(MetaResult(**{**f.__dict__, "study": e.study[:k], "yi": sub(e.yi), "vi": sub(e.vi),
-                                  "weights": np.full(k, 100.0 / k), "k": k, "ni": sub(e.ni),
-                                  "Q": math.nan if k == 1 else 1.0, "Q_df": k - 1.0}))
-    an = OutcomeAnalysis("o", "o", eff, tuple(fits))
+        if k == 1 and f.is_random:
+            continue                          # as metapool.analysis: no random-effects fit of one study
+        fits.append(dataclasses.replace(f, study=e.study[:k], yi=sub(e.yi), vi=sub(e.vi),
+                                        weights=np.full(k, 100.0 / k), k=k, ni=sub(e.ni),
+                                        Q=math.nan if k == 1 else 1.0, Q_df=k - 1.0))
+    notes = ("REML not fitted: k = 1 (a random-effects model needs 2 studies)",) if k == 1 else ()
+    an = _with(a, effects=eff, fits=tuple(fits), notes=notes)
     fig = build_forest(an)
-    t = texts(fig)
+    t, s = texts(fig), all_text(fig)
     assert ("pi-est" in t) == (k > 1)
     if k == 1:
-        assert any("not estimable (k = 1)" in s for s in all_text(fig))
+        assert [x for x in s if "eterogeneity" in x] == ["Heterogeneity: not applicable (k = 1)."]
+        assert any(x.startswith("REML not fitted: k = 1") for x in s)
+    assert not [x for x in s if re.search(r"\bNA\b", x)]
     assert len(forest_plot(an, tmp_path / "f") + funnel_plot(an, tmp_path / "u")) == 4
+
+
+def test_ratios_below_001_print_two_significant_digits_never_zero():
+    from metapool.plots.forest import _fmt_value, _scale
+
+    sc = _scale("OR")
+    assert [_fmt_value(v, sc) for v in (0.0068, 0.0123, 0.00049, 0.00003, 1.5, 2345.6)] == \
+        ["0.0068", "0.01", "0.00049", "<0.0001", "1.50", "2346"]
+    assert _fmt_value(0.0068, _scale("MD")) == "0.01"
 
 
 # ----------------------------------------------------------------------------- funnel

@@ -22,6 +22,16 @@ def _ok(res):
     return res is not None and not isinstance(res, NotRun)
 
 
+def _cumulative_label(label: str, key) -> str:
+    """``"+ Feng 2019"``; the ordering key is appended only when the label does not already show
+    it (ordering by year gives no "+ Feng 2019 (2019)"); numbers print without a trailing .0."""
+    if key is None:
+        return f"+ {label}"
+    text = f"{key:g}" if isinstance(key, float) else str(key)
+    shown = any(w == text or (w[:-1] == text and w[-1].isalpha()) for w in label.split())   # 2019, 2019a
+    return f"+ {label}" if shown else f"+ {label} ({text})"
+
+
 def build_figure(analysis, kind: str):
     """The :class:`~matplotlib.figure.Figure` of one figure kind of an outcome."""
     from . import diagnostics
@@ -49,12 +59,17 @@ def build_figure(analysis, kind: str):
             labels = [f"omitting {a.label_of(s)}" for s in res.study]
             title = f"Leave-one-out ({res.method}): {label}"
         else:
-            labels = [f"+ {a.label_of(s)}" + ("" if o is None or res.order_by == "year" else f" ({o})")
-                      for s, o in zip(res.study, res.order)]
+            labels = [_cumulative_label(a.label_of(s), o) for s, o in zip(res.study, res.order)]
             by = "" if res.order_by == "year" else f" by {res.order_by}"
             title = f"Cumulative meta-analysis{by} ({res.method}, oldest first): {label}"
+        notes = [n.rstrip(".") + "." for n in getattr(res, "notes", ())]
+        if kind == "loo":
+            notes.insert(0, f"Each row: the {res.method} model refitted without that study; "
+                            f"the diamond: all {a.k} studies.")
+        else:
+            notes.insert(0, f"Each row: the {res.method} model of the studies up to and including that row.")
         return build_summary_forest(labels, res.estimate, res.ci_lb, res.ci_ub, measure=measure, title=title,
-                                    pooled=fit, ni=a.effects.ni, level=fit.level)
+                                    pooled=fit, ni=a.effects.ni, level=fit.level, footers=notes)
     names = [a.label_of(s) for s in getattr(res, "study", ())]
     if kind == "influence":
         return diagnostics.build_influence(res, labels=names, title=f"Influence diagnostics ({res.method}): {label}")

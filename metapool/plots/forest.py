@@ -5,8 +5,8 @@ one row per study (label, raw data, weights, estimate and CI on the reporting sc
 square of area proportional to the weight and CI whiskers), then one diamond per pooled
 model, the prediction interval of the primary random-effects model and footers with
 heterogeneity, the subgroup test and the evidence markers.  Column widths are measured
-with the renderer, so text columns never overlap; long labels are truncated with an
-ellipsis.  Every number printed is read from the same result objects the tables use.
+with the renderer, so text columns never overlap; long study labels are shortened in the
+middle (the year stays), model labels never; axis ticks are chosen so their labels fit.  Every number printed is read from the same result objects the tables use.
 """
 from __future__ import annotations
 
@@ -25,20 +25,21 @@ from .. import transforms
 from ..dist import norm_ppf
 from ..results import MetaResult, NotRun
 from . import style
-from .style import (FONT_SIZE, ROW_H, SMALL_SIZE, TITLE_SIZE, fmt_ci, fmt_num, fmt_p, fmt_raw,
-                    fmt_tau2, measure_family, text_width, truncate, wrap)
+from .style import (FONT_SIZE, ROW_H, SMALL_SIZE, TITLE_SIZE, fmt_num, fmt_p, fmt_raw, fmt_tau2,
+                    measure_family, text_width, truncate, truncate_middle, wrap)
 
 MARGIN = 0.15          # outer margin, inches
 GAP = 0.16             # between text columns
 PLOT_GAP = 0.22        # between the text columns and the plot panel
 PLOT_W = 3.0           # plot panel width
 MIN_W = 7.0            # minimum figure width (room for footers)
-LABEL_MAX = 2.4        # longest study label before truncation
+LABEL_MAX = 2.4        # longest study label before truncation (model labels are never cut)
 HEADER_MAX = 1.9       # widest estimate-column header before its qualifier is dropped
 INDENT = 0.12          # indent of study rows under a subgroup header
 AXIS_H = 0.55          # tick labels + axis label under the plot panel
 FOOT_H = 0.17          # one footer line
-FAVOURS_H = 0.2        # the "Favours ..." line under the axis
+FAVOURS_LINE = 0.15    # one line of the "Favours ..." labels under the axis label
+FAVOURS_MAX = 2.3      # widest "Favours ..." line before it wraps (two lines at most)
 INFERRED_MARK = "\u2020"   # †
 CONVERTED_MARK = "\u2021"  # ‡
 
@@ -46,6 +47,7 @@ COL_SQUARE = "#1f4e79"
 COL_DIAMOND = "#1f4e79"
 COL_SUBTOTAL = "#5b8db8"
 COL_REF = "#6b6b6b"
+COL_SENS = "#d0d0d0"       # the diamond that includes inferred numbers
 
 
 # ----------------------------------------------------------------------------- scale
@@ -102,7 +104,7 @@ def _fit_label(fit: MetaResult) -> str:
     if fit.method in ("PETO",):
         return "Fixed effect (Peto)"
     if fit.method == "GLMM":
-        return "Random effects (binomial-normal GLMM)"
+        return "Random effects (GLMM)"
     kind = "Random effects" if fit.is_random else "Fixed effect"
     method = "inverse variance" if fit.method in ("FE", "EE") else fit.method
     return f"{kind} ({method}, {test})"
@@ -131,11 +133,12 @@ class _Row:
     ub: float = math.nan
     size: float = math.nan        # weight (%) for the square
     gid: str | None = None
+    mark: str = ""                # marker appended to the label after truncation (never cut)
 
 
 _LABEL_FONT = {"group": ("bold", "normal", FONT_SIZE), "subtotal": ("bold", "normal", FONT_SIZE),
                "pooled": ("bold", "normal", FONT_SIZE), "pi": ("normal", "italic", FONT_SIZE),
-               "subhet": ("normal", "italic", SMALL_SIZE)}
+               "subhet": ("normal", "italic", SMALL_SIZE), "sens": ("normal", "italic", FONT_SIZE)}
 
 
 def _label_font(kind: str):
@@ -187,28 +190,75 @@ def _data_columns(effects, arm_labels):
     return out
 
 
+GLMM_NOTE = ("GLMM: binomial-normal generalised linear mixed model (logit link, exact binomial "
+             "likelihood, maximum likelihood; Stijnen, Hamza & Ozdemir 2010); it pools the counts, "
+             "so it gives no study weights.")
+NOT_ESTIMABLE = "not estimable"
+
+
+def _fmt_value(v: float, sc: _Scale) -> str:
+    """A reporting-scale value as printed: ``sc.digits`` decimals; ratios below 0.01 with two
+    significant digits (a ratio is never 0.00), below 0.0001 as ``<0.0001``; ratios of 1000 and
+    more without decimals."""
+    v = float(v) * sc.factor
+    if sc.log and np.isfinite(v) and v > 0:
+        if v < 1e-4:
+            return "<0.0001"
+        if v < 0.01:
+            return f"{v:.{1 - math.floor(math.log10(v))}f}"
+        if v >= 1000:
+            return fmt_num(v, 0)
+    return fmt_num(v, sc.digits)
+
+
+def _ci_text(est, lb, ub, sc: _Scale) -> str:
+    """``"est [lb, ub]"`` on the reporting scale, or ``"not estimable"`` (never NA)."""
+    if not np.isfinite(est):
+        return NOT_ESTIMABLE
+    if np.isnan(lb) or np.isnan(ub):
+        return f"{_fmt_value(est, sc)} [CI {NOT_ESTIMABLE}]"
+    return f"{_fmt_value(est, sc)} [{_fmt_value(lb, sc)}, {_fmt_value(ub, sc)}]"
+
+
 def _markers(studies, provenance):
-    """Per-study marker strings and the footnotes that explain them."""
+    """Per-study marker strings, the inferred study keys and the conversion footnote."""
     prov = {p.get("study"): p for p in provenance}
-    marks, inferred_any, conv = [], False, set()
+    marks, inferred, conv = [], [], set()
     for s in studies:
         p = prov.get(s, {})
         m = ""
         if str(p.get("status", "")).lower() == "inferred":
             m += INFERRED_MARK
-            inferred_any = True
+            inferred.append(s)
         if p.get("conversion"):
             m += CONVERTED_MARK
             conv.add(str(p["conversion"]))
         marks.append(m)
     foot = []
-    if inferred_any:
-        foot.append(f"{INFERRED_MARK} Inferred number (evidence status 'inferred'): an assumption, shown "
-                    "with an open marker and pooled only in the second diamond.")
     if conv:
         foot.append(f"{CONVERTED_MARK} Mean and SD estimated from the median and range/IQR ("
                     + "; ".join(sorted(conv)) + ").")
-    return marks, foot
+    return marks, inferred, foot
+
+
+def _inferred_footnote(analysis, pooled: list, open_: list, sens_fit) -> str:
+    """What was inferred, for which study, and where it is pooled."""
+    prov = {p.get("study"): p for p in analysis.provenance}
+
+    def what(s):
+        note = (prov.get(s) or {}).get("note")
+        return analysis.label_of(s) + (f" ({str(note).strip().rstrip('.')})" if note else "")
+
+    parts = []
+    if pooled:
+        parts.append("in the primary pool: " + "; ".join(what(s) for s in pooled))
+    if open_:
+        where = (f"pooled only in the grey diamond \u2018Including inferred numbers ({sens_fit.method}, "
+                 f"k = {sens_fit.k})\u2019"
+                 if sens_fit is not None else "not pooled")
+        parts.append(f"open circles, not in the primary pool, {where}: " + "; ".join(what(s) for s in open_))
+    return (f"{INFERRED_MARK} Inferred numbers (evidence status \u2018inferred\u2019, an assumption "
+            "rather than a printed number): " + "; ".join(parts) + ".")
 
 
 def _weight_map(fit: MetaResult | None, studies) -> list:
@@ -218,10 +268,13 @@ def _weight_map(fit: MetaResult | None, studies) -> list:
     return [float(w.get(s, math.nan)) for s in studies]
 
 
-def _heterogeneity_text(fit: MetaResult, prefix="Heterogeneity", with_ci=True) -> str:
-    """``"Heterogeneity (REML): τ² = ... [CI]; I² = ...% [CI]; Q = ..., df = ..., p = ..."``."""
-    if fit.k < 2 or not np.isfinite(fit.Q):
-        return f"{prefix}: not estimable (k = {fit.k})"
+def _heterogeneity_text(fit: MetaResult, prefix="Heterogeneity", with_ci=True, method=True) -> str:
+    """``"Heterogeneity (REML): τ² = ... [CI]; I² = ...% [CI]; Q = ..., df = ..., p = ..."``;
+    ``"Heterogeneity: not applicable (k = 1)"`` for a single study."""
+    if fit.k < 2:
+        return f"{prefix}: not applicable (k = {fit.k})"
+    if not np.isfinite(fit.Q):
+        return f"{prefix}: {NOT_ESTIMABLE} ({fit.method} gives no Q)"
     parts = []
     if fit.is_random and np.isfinite(fit.tau2):
         t = f"\u03c4\u00b2 = {fmt_tau2(fit.tau2)}"
@@ -233,8 +286,11 @@ def _heterogeneity_text(fit: MetaResult, prefix="Heterogeneity", with_ci=True) -
         if with_ci and np.isfinite(fit.I2_ci_lb) and np.isfinite(fit.I2_ci_ub):
             t += f" [{fmt_num(fit.I2_ci_lb, 1)}, {fmt_num(fit.I2_ci_ub, 1)}]"
         parts.append(t)
-    parts.append(f"Q = {fmt_num(fit.Q, 2)}, df = {int(fit.Q_df)}, {fmt_p(fit.Q_pval)}")
-    return f"{prefix} ({fit.method}): " + "; ".join(parts)
+    q = f"Q = {fmt_num(fit.Q, 2)}, df = {int(fit.Q_df)}"
+    if np.isfinite(fit.Q_pval):
+        q += f", {fmt_p(fit.Q_pval)}"
+    parts.append(q)
+    return f"{prefix}{f' ({fit.method})' if method else ''}: " + "; ".join(parts)
 
 
 def _pi_note(fit: MetaResult) -> str:
@@ -273,6 +329,24 @@ def _sensitivity(analysis):
     return sens
 
 
+def _not_fitted(analysis) -> list:
+    """Footnotes for the configured models that have no diamond, with the reason."""
+    fitted = {f.method for f in analysis.fits}
+    out = []
+    for m in analysis.spec.methods:
+        if m in fitted:
+            continue
+        why = None
+        if m == "GLMM" and isinstance(analysis.glmm, NotRun):
+            why = analysis.glmm.reason
+        for n in analysis.notes:
+            if n.startswith(f"{m} not fitted:"):
+                why = n.split(":", 1)[1].strip()
+        out.append(f"{m} not fitted: {why or 'see the report'}.")
+    out += [n.rstrip(".") + "." for n in analysis.notes if " fitted to show the single study" in n]
+    return out
+
+
 # ----------------------------------------------------------------------------- forest
 
 def study_labels(analysis) -> list[str]:
@@ -283,7 +357,7 @@ def study_labels(analysis) -> list[str]:
 
 def _overall_test(fit: MetaResult, sc: _Scale) -> str:
     """``Test for overall effect (REML): z = -2.31, p = 0.021 (H0: RR = 1)``: comparisons only."""
-    if sc.family == "proportion" or not np.isfinite(fit.stat):
+    if sc.family == "proportion" or not np.isfinite(fit.stat) or not np.isfinite(fit.pval):
         return ""
     stat = "t" if fit.test == "knha" else "z"
     null = f"{fit.measure} = {sc.ref:g}" if sc.ref is not None else "no effect"
@@ -316,7 +390,10 @@ def build_forest(analysis, *, title: str | None = None,
     The layout follows metafor's ``forest.rma()`` (Viechtbauer 2010) and RevMan 5: squares
     with area proportional to the weight of the primary random-effects model, study CIs
     ``yi ± z·sqrt(vi)`` back-transformed to the reporting scale, one diamond per pooled fit
-    (``MetaResult.reporting()``), the prediction interval of the primary fit.
+    (``MetaResult.reporting()``), the prediction interval of the primary fit.  No figure text
+    says NA: a value that cannot be estimated says "not estimable" and a footnote names it; a
+    configured model that was not fitted is named in a footnote with the reason.  The numbers
+    are those of the result records, which ``tests/test_plots.py`` checks against R metafor.
     """
     if not analysis.fits:
         raise ValueError(f"outcome {analysis.outcome!r} has no fitted model to plot")
@@ -327,10 +404,14 @@ def build_forest(analysis, *, title: str | None = None,
     level = float(primary.level)
     sc = _scale(eff.measure)
 
-    # --- columns
+    # --- columns: weights of the primary model (the first random fit with weights) and the fixed one
     dcols = _data_columns(eff, arm_labels)
     cols = [c for c, _, _ in dcols]
-    wfits = [primary] + ([fixed] if fixed is not None and fixed is not primary else [])
+    has_w = [f for f in fits if np.isfinite(np.asarray(f.weights, float)).any()]
+    wmain = next((f for f in has_w if f.is_random), has_w[0] if has_w else None)
+    wfits = [f for f in (wmain, fixed) if f is not None]
+    if len(wfits) == 2 and wfits[0] is wfits[1]:
+        wfits = wfits[:1]
     for j, f in enumerate(wfits):
         cols.append(_Col(f"w{j}", "FE" if f.method in ("FE", "EE") else f.method,
                          group="Weight (%)", side="right"))
@@ -339,29 +420,58 @@ def build_forest(analysis, *, title: str | None = None,
 
     # --- study rows
     est, lb, ub = _study_ci(eff, level)
-    weights = [_weight_map(f, eff.study) for f in wfits]
-    marks, mark_notes = _markers(eff.study, analysis.provenance)
+    weights = [_weight_map(f, eff.study) for f in wfits] or [[math.nan] * eff.k]
+    marks, inferred_pooled, mark_notes = _markers(eff.study, analysis.provenance)
     names = study_labels(analysis)
+    not_estimable = []
 
     def study_row(i):
         cells = {c.key: vals[i] for c, vals, _ in dcols}
         for j in range(len(wfits)):
             cells[f"w{j}"] = fmt_num(weights[j][i], 1) if np.isfinite(weights[j][i]) else ""
-        cells["est"] = fmt_ci(est[i] * sc.factor, lb[i] * sc.factor, ub[i] * sc.factor, sc.digits)
-        label = names[i] + (" " + marks[i] if marks[i] else "")
-        return _Row("study", label, cells, est[i], lb[i], ub[i], weights[0][i], gid=f"study-{i}")
+        cells["est"] = _ci_text(est[i], lb[i], ub[i], sc)
+        if NOT_ESTIMABLE in cells["est"]:
+            not_estimable.append(names[i])
+        return _Row("study", names[i], cells, est[i], lb[i], ub[i], weights[0][i], gid=f"study-{i}",
+                    mark=(" " + marks[i]) if marks[i] else "")
 
     def fit_row(kind, fit, label, gid, weight_cells):
         rep = fit.reporting()
-        cells = {"est": fmt_ci(rep["estimate"] * sc.factor, rep["ci_lb"] * sc.factor,
-                               rep["ci_ub"] * sc.factor, sc.digits)}
+        cells = {"est": _ci_text(rep["estimate"], rep["ci_lb"], rep["ci_ub"], sc)}
+        if NOT_ESTIMABLE in cells["est"]:
+            not_estimable.append(label)
         cells.update(weight_cells)
         return _Row(kind, label, cells, rep["estimate"], rep["ci_lb"], rep["ci_ub"], gid=gid)
+
+    # --- rows the status filter left out, shown with open circles (inferred-sensitivity analysis)
+    index = {s: i for i, s in enumerate(eff.study)}
+    sens = _sensitivity(analysis)
+    sens_rows, inferred_open = [], []
+    if sens is not None:
+        se = sens.effects
+        extra = [i for i, s in enumerate(se.study) if s not in index]
+        if extra:
+            s_est, s_lb, s_ub = _study_ci(se, level)
+            s_marks, s_inferred, s_notes = _markers(se.study, analysis.provenance)
+            inferred_open = [s for s in s_inferred if s not in index]
+            mark_notes = list(dict.fromkeys(mark_notes + s_notes))
+            data = list(se.data) if len(se.data or ()) == se.k else None
+            for i in extra:
+                cells = {}
+                if data is not None:
+                    for c, _, _ in dcols:
+                        if data[i].get(c.key) is not None:
+                            cells[c.key] = fmt_raw(data[i].get(c.key))
+                cells["est"] = _ci_text(s_est[i], s_lb[i], s_ub[i], sc)
+                label = analysis.label_of(se.study[i])
+                if NOT_ESTIMABLE in cells["est"]:
+                    not_estimable.append(label)
+                sens_rows.append(_Row("open", label, cells, s_est[i], s_lb[i], s_ub[i], gid=f"inferred-{i}",
+                                      mark=(" " + s_marks[i]) if s_marks[i] else ""))
 
     rows: list[_Row] = []
     footers: list[str] = []
     sg = _subgroup_spec(analysis)
-    index = {s: i for i, s in enumerate(eff.study)}
     if sg is None:
         rows += [study_row(i) for i in range(eff.k)]
     else:
@@ -380,35 +490,20 @@ def build_forest(analysis, *, title: str | None = None,
                           for j in range(len(wfits))}
                 rows.append(fit_row("subtotal", gfit, f"Subtotal ({gfit.method}, k = {gfit.k})",
                                     f"subgroup-{g_i}", wcells))
-                if gfit.k > 1:
-                    rows.append(_Row("subhet", _heterogeneity_text(gfit, "Heterogeneity", with_ci=False)))
+                rows.append(_Row("subhet", _heterogeneity_text(gfit, with_ci=False, method=False),
+                                 gid=f"subgroup-{g_i}-het"))
             rows.append(_Row("blank"))
         test = sg.test
         how = {"separate": "; \u03c4\u00b2 estimated separately within subgroups",
                "common": "; common \u03c4\u00b2 across subgroups"}.get(test.tau2, "")
         footers.append(f"Test for subgroup differences ({sg.by}): Q = {fmt_num(test.Q_between, 2)}, "
                        f"df = {int(test.df)}, {fmt_p(test.pval)}{how}.")
-    sens = _sensitivity(analysis)
-    sens_rows = []
-    if sens is not None:
-        se = sens.effects
-        extra = [i for i, s in enumerate(se.study) if s not in index]
-        if extra:
-            s_est, s_lb, s_ub = _study_ci(se, level)
-            s_marks, s_notes = _markers(se.study, analysis.provenance)
-            mark_notes = list(dict.fromkeys(mark_notes + s_notes))
-            data = list(se.data) if len(se.data or ()) == se.k else None
-            for i in extra:
-                cells = {}
-                if data is not None:
-                    for c, _, _ in dcols:
-                        if data[i].get(c.key) is not None:
-                            cells[c.key] = fmt_raw(data[i].get(c.key))
-                cells["est"] = fmt_ci(s_est[i] * sc.factor, s_lb[i] * sc.factor, s_ub[i] * sc.factor, sc.digits)
-                label = analysis.label_of(se.study[i]) + (" " + s_marks[i] if s_marks[i] else "")
-                sens_rows.append(_Row("open", label, cells, s_est[i], s_lb[i], s_ub[i], gid=f"inferred-{i}"))
-    if sg is None:
+    if sens_rows:
+        if sg is None:
+            rows.append(_Row("blank"))
+        rows.append(_Row("sens", "Left out of the primary pool (sensitivity analysis only)"))
         rows += sens_rows
+    if not rows or rows[-1].kind != "blank":
         rows.append(_Row("blank"))
 
     # --- pooled rows (the prediction interval of the primary fit follows all diamonds)
@@ -426,10 +521,10 @@ def build_forest(analysis, *, title: str | None = None,
         rep = primary.reporting()
         label = "Prediction interval" + (f" ({primary.method})" if n_random > 1 else "")
         rows.append(_Row("pi", label,
-                         {"est": f"[{fmt_num(rep['pi_lb'] * sc.factor, sc.digits)}, "
-                                 f"{fmt_num(rep['pi_ub'] * sc.factor, sc.digits)}]"},
+                         {"est": f"[{_fmt_value(rep['pi_lb'], sc)}, {_fmt_value(rep['pi_ub'], sc)}]"},
                          math.nan, rep["pi_lb"], rep["pi_ub"], gid="pi"))
 
+    sfit = None
     if sens is not None and sens_rows:
         sfit = sens.fit(primary.method) or (sens.fits[0] if sens.fits else None)
         if sfit is not None:
@@ -456,7 +551,15 @@ def build_forest(analysis, *, title: str | None = None,
     footers.append(n_text + f"; study CIs: {ci_pct}, {how}.")
     if any(r.kind == "pi" for r in rows):
         footers.append(_pi_note(primary))
+    footers += _not_fitted(analysis)
+    if any(f.method == "GLMM" for f in fits):
+        footers.append(GLMM_NOTE)
+    if inferred_pooled or inferred_open:
+        footers.append(_inferred_footnote(analysis, inferred_pooled, inferred_open, sfit))
     footers += mark_notes
+    if not_estimable:
+        footers.append("Not estimable (no finite estimate or confidence limit): "
+                       + ", ".join(dict.fromkeys(not_estimable)) + ".")
     if eff.dropped:
         footers.append("Not pooled: " + "; ".join(f"{analysis.label_of(s)} ({why})" for s, why in eff.dropped) + ".")
     if sens is not None and not sens_rows and sens.added:
@@ -492,13 +595,14 @@ def forest_plot(analysis, path_stem, *, formats=("png", "svg"),
 # ----------------------------------------------------------------------------- summary forest
 
 def build_summary_forest(labels, estimate, ci_lb, ci_ub, *, measure: str, title: str | None = None,
-                         pooled=None, ni=None, level: float = 0.95, header: str = "Study"):
+                         pooled=None, ni=None, level: float = 0.95, header: str = "Study",
+                         footers: Sequence[str] = ()):
     """Forest plot of precomputed rows (leave-one-out, cumulative): a Figure, not saved.
 
     Parameters
     ----------
     labels : sequence of str
-        Row labels (e.g. "omitting X", "+ X (2019)").
+        Row labels (e.g. "omitting X", "+ X").
     estimate, ci_lb, ci_ub : array_like
         Per-row estimates and CI bounds on the analysis scale; back-transformed with
         :func:`metapool.transforms.back_transform` (``ni`` for the Freeman-Tukey harmonic mean).
@@ -507,6 +611,8 @@ def build_summary_forest(labels, estimate, ci_lb, ci_ub, *, measure: str, title:
     pooled : MetaResult or mapping, optional
         The full-data model, drawn as a diamond with a dotted line through it; a mapping
         needs ``estimate, ci_lb, ci_ub`` (analysis scale) and may have ``label``.
+    footers : sequence of str
+        Notes under the axis (a row that is not estimable adds its own).
     """
     sc = _scale(measure)
     e = _back(measure, np.asarray(estimate, float), ni)
@@ -516,9 +622,13 @@ def build_summary_forest(labels, estimate, ci_lb, ci_ub, *, measure: str, title:
         raise ValueError("labels, estimate, ci_lb and ci_ub must have the same length")
     ci_pct = f"{round(level * 100):g}% CI"
     cols = [_Col("est", f"{sc.value_label}\n[{ci_pct}]", side="right")]
-    rows = [_Row("point", str(lab), {"est": fmt_ci(a * sc.factor, b * sc.factor, c * sc.factor,
-                                                   sc.digits)}, a, b, c, gid=f"row-{i}")
+    rows = [_Row("point", str(lab), {"est": _ci_text(a, b, c, sc)}, a, b, c, gid=f"row-{i}")
             for i, (lab, a, b, c) in enumerate(zip(labels, e, lo, hi))]
+    footers = list(footers)
+    bad = [r.label for r in rows if NOT_ESTIMABLE in r.cells["est"]]
+    if bad:
+        footers.append("Not estimable (the model could not be fitted to these studies): "
+                       + ", ".join(bad) + ".")
     primary_est = math.nan
     if pooled is not None:
         if isinstance(pooled, MetaResult):
@@ -529,12 +639,10 @@ def build_summary_forest(labels, estimate, ci_lb, ci_ub, *, measure: str, title:
             rep = dict(zip(("estimate", "ci_lb", "ci_ub"), vals))
             label = pooled.get("label", "All studies")
         rows.append(_Row("blank"))
-        rows.append(_Row("pooled", label, {"est": fmt_ci(rep["estimate"] * sc.factor,
-                                                         rep["ci_lb"] * sc.factor,
-                                                         rep["ci_ub"] * sc.factor, sc.digits)},
+        rows.append(_Row("pooled", label, {"est": _ci_text(rep["estimate"], rep["ci_lb"], rep["ci_ub"], sc)},
                          rep["estimate"], rep["ci_lb"], rep["ci_ub"], gid="pooled-0"))
         primary_est = rep["estimate"]
-    return _render(rows, cols, sc, title=title or "", footers=[], primary_est=primary_est,
+    return _render(rows, cols, sc, title=title or "", footers=footers, primary_est=primary_est,
                    label_header=header)
 
 
@@ -554,9 +662,10 @@ def summary_forest(labels, estimate, ci_lb, ci_ub, *, measure: str, path_stem, t
 
 # ----------------------------------------------------------------------------- rendering
 
-def _nice_limits(sc: _Scale, rows) -> tuple:
+def _nice_limits(sc: _Scale, rows, plot_w: float = PLOT_W) -> tuple:
     """Axis limits (plotted units) covering the estimates, pooled CIs and PI, and study CIs
-    unless they are far wider (those get arrows)."""
+    unless they are far wider (those get arrows), and ticks whose labels fit ``plot_w`` inches
+    (measured; :func:`metapool.plots.style.log_ticks` / :func:`~metapool.plots.style.linear_ticks`)."""
     f = sc.factor
     tr = (lambda v: np.log10(v)) if sc.log else (lambda v: v * f)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -582,27 +691,22 @@ def _nice_limits(sc: _Scale, rows) -> tuple:
     if hi - lo < 1e-9:
         lo, hi = lo - 0.5 * span, hi + 0.5 * span
     if sc.log:
-        nice = np.array([m * 10.0 ** e for e in range(-4, 5) for m in (1, 2, 5)])
-        ticks_lo = nice[nice <= 10 ** lo + 1e-12]
-        ticks_hi = nice[nice >= 10 ** hi - 1e-12]
+        e0, e1 = math.floor(lo) - 1, math.ceil(hi) + 1
+        nice = np.array([m * 10.0 ** e for e in range(e0, e1 + 1) for m in (1, 2, 5)])
+        ticks_lo = nice[nice <= 10 ** lo * (1 + 1e-12)]
+        ticks_hi = nice[nice >= 10 ** hi * (1 - 1e-12)]
         a = ticks_lo.max() if ticks_lo.size else 10 ** lo
         b = ticks_hi.min() if ticks_hi.size else 10 ** hi
-        ticks = nice[(nice >= a) & (nice <= b)]
-        for mantissas in ((1, 5), (1,)):
-            if ticks.size <= 7:
-                break
-            mant = np.round(ticks / 10.0 ** np.floor(np.log10(ticks) + 1e-9))
-            ticks = ticks[np.isin(mant, mantissas)]
-        return a, b, ticks
-    ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+        return a, b, style.log_ticks(a, b, plot_w, FONT_SIZE, keep=(sc.ref,))
+    ticks = style.linear_ticks(lo, hi, plot_w, lambda v: _tick_label(v, False), FONT_SIZE, extend=True)
     if sc.family == "proportion":
         ticks = ticks[(ticks >= 0) & (ticks <= 100)]
-    return ticks[0], ticks[-1], ticks
+    return min(lo, ticks[0]), max(hi, ticks[-1]), ticks
 
 
 def _tick_label(v: float, log: bool) -> str:
     if log:
-        return f"{v:g}"
+        return style.log_tick_label(v)
     return fmt_num(v, 0) if float(v).is_integer() else style._minus(f"{v:g}")
 
 
@@ -622,16 +726,30 @@ def _cell_width(s: str, font) -> float:
     return text_width(s, size, weight, fstyle)
 
 
+_CUT_LABELS = {"study", "open", "point"}    # row labels that may be shortened (in the middle)
+
+
 def _layout_columns(rows, cols, label_header):
-    """Measure and place columns; returns (label width, left end, right cols start, total)."""
+    """Measure and place columns; returns (label width, left end, right cols start, total).
+
+    Study labels longer than :data:`LABEL_MAX` are shortened in the middle (the year stays) and
+    their markers appended after; group names are cut at the end; model labels are never cut
+    (the label column widens to hold them)."""
     label_w = text_width(label_header, FONT_SIZE, "bold")
     grouped = any(r.kind == "group" for r in rows)
     for r in rows:
         if r.kind in ("subhet", "blank"):
             continue
         w, s, z = _label_font(r.kind)
-        indent = INDENT if grouped and r.kind in ("study", "subtotal") else 0.0
-        r.label = truncate(r.label, LABEL_MAX - indent, z, w, s)
+        indent = INDENT if grouped and r.kind in ("study", "subtotal", "subhet") else 0.0
+        if r.kind in _CUT_LABELS:
+            room = LABEL_MAX - indent - text_width(r.mark, z, w, s)
+            r.label = truncate_middle(r.label, room, z, w, s) + r.mark
+        elif r.kind == "group":
+            r.label = truncate(r.label, LABEL_MAX, z, w, s)
+        else:
+            r.label = r.label + r.mark
+        r.mark = ""
         label_w = max(label_w, indent + text_width(r.label, z, w, s))
     for c in cols:
         c.width = max([text_width(c.header, FONT_SIZE, "bold")]
@@ -657,6 +775,65 @@ def _layout_columns(rows, cols, label_header):
     return label_w, left_end, right_w
 
 
+def _wrap_subhet(rows, width: float) -> list:
+    """Subgroup heterogeneity lines wrapped to ``width`` inches: one row per line, never cut."""
+    out = []
+    for r in rows:
+        if r.kind != "subhet":
+            out.append(r)
+            continue
+        lines = _wrap_whole(r.label, width, SMALL_SIZE, "italic")
+        for j, line in enumerate(lines):
+            out.append(_Row("subhet", line, gid=(r.gid if j == 0 else f"{r.gid}-{j}") if r.gid else None))
+    return out
+
+
+def _wrap_whole(text: str, width: float, size: float, fstyle: str = "normal") -> list:
+    """Wrap by measured width at "; " (between statistics: "τ² = ...; I² = ...;" | "Q = ..."),
+    and between words only inside a part wider than ``width``; nothing is cut."""
+    def fits(s):
+        return text_width(s, size, "normal", fstyle) <= width
+
+    parts = str(text).split("; ")
+    lines, cur = [], ""
+    for j, part in enumerate(parts):
+        piece = part + (";" if j < len(parts) - 1 else "")
+        trial = f"{cur} {piece}" if cur else piece
+        if fits(trial):
+            cur = trial
+            continue
+        if cur:
+            lines.append(cur)
+        cur = ""
+        for word in piece.split():          # a part too wide on its own: by words
+            trial = f"{cur} {word}" if cur else word
+            if cur and not fits(trial):
+                lines.append(cur)
+                cur = word
+            else:
+                cur = trial
+    if cur:
+        lines.append(cur)
+    return lines
+
+
+def _favours_lines(favours, room_left: float, room_right: float):
+    """The two "Favours" labels wrapped to at most two lines each, inside the room either side."""
+    left, right = (str(x) for x in favours)
+    out = []
+    for text, room, arrow in ((left, room_left, "\u2190 "), (right, room_right, " \u2192")):
+        width = max(min(room, FAVOURS_MAX), 0.6)
+        lines = wrap(text, width - text_width(arrow, SMALL_SIZE), SMALL_SIZE)
+        if len(lines) > 2:
+            lines = [lines[0], truncate(" ".join(lines[1:]), width, SMALL_SIZE)]
+        if arrow.startswith("\u2190"):
+            lines[0] = arrow + lines[0]
+        else:
+            lines[0] = lines[0] + arrow
+        out.append(lines or [""])
+    return out
+
+
 def _render(rows, cols, sc: _Scale, *, title, footers, primary_est, label_header="Study", favours=None):
     with rc_context(style.RC):
         return _render_inner(rows, cols, sc, title=title, footers=footers,
@@ -665,6 +842,9 @@ def _render(rows, cols, sc: _Scale, *, title, footers, primary_est, label_header
 
 def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header, favours=None):
     label_w, left_end, right_w = _layout_columns(rows, cols, label_header)
+    grouped = any(r.kind == "group" for r in rows)
+    sub_x = MARGIN + (INDENT if grouped else 0.0) + 0.1
+    rows = _wrap_subhet(rows, max(left_end - sub_x, 1.5))
     plot_w = PLOT_W
     width = left_end + 2 * PLOT_GAP + plot_w + right_w - GAP + MARGIN
     if width < MIN_W:
@@ -683,9 +863,17 @@ def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header, 
     top = MARGIN + 0.26 * len(title_lines) + (0.08 if title_lines else 0)
     header_h = 2 * ROW_H
     foot_h = FOOT_H * len(foot_lines) + (0.06 if foot_lines else 0)
-    axis_h = AXIS_H + 0.16 * (len(wrap(sc.axis_label, plot_w + 2 * PLOT_GAP, FONT_SIZE)) - 1)
-    if favours:
-        axis_h += FAVOURS_H
+    axis_lines = wrap(sc.axis_label, plot_w + 2 * PLOT_GAP, FONT_SIZE)
+    axis_h = AXIS_H + 0.16 * (len(axis_lines) - 1)
+
+    lo, hi, ticks = _nice_limits(sc, rows, plot_w)
+    fav = None
+    if favours and sc.ref is not None:
+        span = (math.log10(hi) - math.log10(lo)) if sc.log else (hi - lo)
+        frac = ((math.log10(sc.ref) - math.log10(lo)) if sc.log else (sc.ref - lo)) / span
+        x_ref = plot_x0 + min(max(frac, 0.0), 1.0) * plot_w
+        fav = (x_ref, _favours_lines(favours, x_ref - 0.06 - MARGIN, width - MARGIN - x_ref - 0.06))
+        axis_h += FAVOURS_LINE * max(len(fav[1][0]), len(fav[1][1])) - 0.06
     height = top + header_h + n_body * ROW_H + axis_h + foot_h + MARGIN
 
     fig = style.new_figure(width, height)
@@ -730,13 +918,11 @@ def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header, 
                        lw=0.8, clip_on=False))
 
     # body text
-    grouped = any(q.kind == "group" for q in rows)
     for i, r in enumerate(rows):
         if r.kind == "blank":
             continue
         if r.kind == "subhet":
-            s = truncate(r.label, left_end - MARGIN - 0.15, SMALL_SIZE, style="italic")
-            txt(MARGIN + 0.15, i, s, kind="subhet", key="label")
+            txt(sub_x, i, r.label, kind="subhet", key="label", gid=r.gid)
             continue
         indent = INDENT if grouped and r.kind in ("study", "subtotal") else 0.0
         txt(MARGIN + indent, i, r.label, kind=r.kind, key="label",
@@ -748,7 +934,6 @@ def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header, 
                 txt(xh, i, s, ha=c.align, kind=r.kind, gid=f"{r.gid}-{c.key}" if r.gid else None)
 
     # plot panel
-    lo, hi, ticks = _nice_limits(sc, rows)
     if sc.log:
         ax.set_xscale("log")
     ax.set_xlim(lo, hi)
@@ -758,32 +943,27 @@ def _render_inner(rows, cols, sc, *, title, footers, primary_est, label_header, 
     ax.set_yticks([])
     for s in ("left", "right", "top"):
         ax.spines[s].set_visible(False)
-    ax.set_xlabel("\n".join(wrap(sc.axis_label, plot_w + 2 * PLOT_GAP, FONT_SIZE)), fontsize=FONT_SIZE)
+    ax.set_xlabel("\n".join(axis_lines), fontsize=FONT_SIZE)
     ax.tick_params(axis="x", labelsize=FONT_SIZE, length=3)
     if sc.ref is not None:
         ax.axvline(sc.ref, color=COL_REF, lw=0.8, zorder=1)
     if np.isfinite(primary_est):
         ax.axvline(primary_est * sc.factor, color=COL_DIAMOND, lw=0.7, ls=(0, (2, 2)), zorder=1)
     _draw_marks(ax, rows, sc, lo, hi)
-    if favours and sc.ref is not None:
-        _draw_favours(fig, ax, sc, favours, lo, hi, width, plot_x0, plot_w, MARGIN + foot_h)
+    if fav is not None:
+        _draw_favours(fig, fav, MARGIN + foot_h + 0.02)
     return fig
 
 
-def _draw_favours(fig, ax, sc, favours, lo, hi, width, plot_x0, plot_w, y_in):
-    """RevMan's "Favours A | Favours B" under the axis, each side of the null line."""
-    ref = sc.ref
-    span = (math.log10(hi) - math.log10(lo)) if sc.log else (hi - lo)
-    frac = ((math.log10(ref) - math.log10(lo)) if sc.log else (ref - lo)) / span
-    frac = min(max(frac, 0.0), 1.0)
-    x_ref = plot_x0 + frac * plot_w
-    y = y_in + 0.1
-    left, right = favours
-    room_left, room_right = x_ref - MARGIN - 0.05, width - MARGIN - x_ref - 0.05
-    fig.text((x_ref - 0.06) / width, y / fig.get_figheight(), "\u2190 " + truncate(left, room_left - 0.2, SMALL_SIZE),
-             ha="right", va="bottom", fontsize=SMALL_SIZE, gid="favours-left")
-    fig.text((x_ref + 0.06) / width, y / fig.get_figheight(), truncate(right, room_right - 0.2, SMALL_SIZE) + " \u2192",
-             ha="left", va="bottom", fontsize=SMALL_SIZE, gid="favours-right")
+def _draw_favours(fig, fav, y_in):
+    """RevMan's "← Favours A | Favours B →" under the axis label, each side of the null line;
+    its band (one or two lines) is reserved in the figure height, so it cannot touch the axis."""
+    x_ref, (left, right) = fav
+    n = max(len(left), len(right))
+    top = y_in + n * FAVOURS_LINE
+    for lines, ha, dx, gid in ((left, "right", -0.06, "favours-left"), (right, "left", 0.06, "favours-right")):
+        fig.text(x_ref + dx, top, "\n".join(lines), ha=ha, va="top", multialignment=ha,
+                 fontsize=SMALL_SIZE, transform=fig.dpi_scale_trans, gid=gid, linespacing=1.15)
 
 
 def _draw_marks(ax, rows, sc, lo, hi):
@@ -823,7 +1003,8 @@ def _draw_marks(ax, rows, sc, lo, hi):
             e, a, b = r.est * f, max(r.lb * f, lo), min(r.ub * f, hi)
             if not all(np.isfinite([e, a, b])):
                 continue
-            fill = COL_SUBTOTAL if r.kind == "subtotal" else (COL_DIAMOND if r.size else "white")
+            fill = COL_SUBTOTAL if r.kind == "subtotal" else (
+                COL_SENS if r.gid == "pooled-sensitivity" else (COL_DIAMOND if r.size else "white"))
             ax.add_patch(Polygon([[a, i], [e, i - 0.34], [b, i], [e, i + 0.34]], closed=True,
                                  facecolor=fill, edgecolor="black", lw=0.7, zorder=3))
     if sq_x:

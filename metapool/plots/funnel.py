@@ -34,25 +34,30 @@ def _analysis_label(measure: str) -> str:
     return lab[:1].upper() + lab[1:]
 
 
-def _secondary_ticks(measure: str, lo: float, hi: float, ni):
-    """Reporting-scale tick values and their exact analysis-scale positions inside [lo, hi]."""
+def _secondary_ticks(measure: str, lo: float, hi: float, ni, width: float = 4.76):
+    """Reporting-scale tick values and their exact analysis-scale positions inside [lo, hi],
+    thinned until their labels (measured) do not touch on an axis of ``width`` inches."""
     fam = measure_family(measure)
     scale = 100.0 if fam == "proportion" else 1.0
     r_lo, r_hi = np.asarray(transforms.back_transform(measure, np.array([lo, hi]), ni=ni), float) * scale
     if not (np.isfinite(r_lo) and np.isfinite(r_hi)) or r_hi <= r_lo:
         return np.array([]), np.array([])
+
+    def place(vals):
+        with np.errstate(all="ignore"):
+            pos = np.asarray(transforms.forward_transform(measure, vals / scale, ni=ni), float)
+        ok = np.isfinite(pos) & (pos >= lo) & (pos <= hi)
+        return vals[ok], pos[ok]
+
     if fam == "ratio":
-        cand = np.array([m * 10.0 ** e for e in range(-4, 5) for m in (1, 2, 5)])
-        vals = cand[(cand >= r_lo) & (cand <= r_hi)]
-        if vals.size > 8:
-            vals = vals[np.isclose(np.log10(vals) % 1, 0) | np.isclose(vals, 1)]
-    else:
-        vals = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(r_lo, r_hi)
-        vals = vals[(vals >= max(r_lo, 0.0)) & (vals <= min(r_hi, 100.0))]
-    with np.errstate(all="ignore"):
-        pos = np.asarray(transforms.forward_transform(measure, vals / scale, ni=ni), float)
-    ok = np.isfinite(pos) & (pos >= lo) & (pos <= hi)
-    return vals[ok], pos[ok]
+        return place(style.log_ticks(r_lo, r_hi, width, FONT_SIZE))
+    vals, pos = np.array([]), np.array([])
+    for nbins in range(6, 0, -1):
+        vals = MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(r_lo, r_hi)
+        vals, pos = place(vals[(vals >= max(r_lo, 0.0)) & (vals <= min(r_hi, 100.0))])
+        if style.ticks_fit(list((pos - lo) / (hi - lo) * width), [f"{v:g}" for v in vals]):
+            break
+    return vals, pos
 
 
 def _contour_title(measure: str, refline: float, ni) -> str:
@@ -195,10 +200,10 @@ def _build(analysis, contours, filled, egger, refline, title):
     if fam in ("ratio", "proportion"):
         ax2 = ax.twiny()
         ax2.set_xlim(ax.get_xlim())
-        vals, pos = _secondary_ticks(measure, lo, hi, eff.ni)
+        vals, pos = _secondary_ticks(measure, lo, hi, eff.ni, width=8.5 * 0.56)
         ax2.xaxis.set_major_locator(FixedLocator(pos))
         ax2.xaxis.set_minor_locator(NullLocator())
-        ax2.set_xticks(pos, [f"{v:g}" for v in vals])
+        ax2.set_xticks(pos, [style.log_tick_label(v) if fam == "ratio" else f"{v:g}" for v in vals])
         lab = transforms.scale_label(measure)
         lab = lab[:1].upper() + lab[1:] + (" (%)" if fam == "proportion" else "")
         ax2.set_xlabel(lab, fontsize=FONT_SIZE)

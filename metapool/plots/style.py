@@ -109,6 +109,26 @@ def truncate(text: str, max_width: float, size: float = FONT_SIZE, weight: str =
     return text[:lo].rstrip() + "\u2026"
 
 
+def truncate_middle(text: str, max_width: float, size: float = FONT_SIZE, weight: str = "normal",
+                    style: str = "normal") -> str:
+    """Shorten ``text`` in the middle, keeping its last word ("Featherstonehaugh-Ch\u2026 2019"), so
+    that labels which differ only at the end (the year, a/b suffix) stay distinguishable."""
+    text = str(text)
+    if text_width(text, size, weight, style) <= max_width:
+        return text
+    head, sep, tail = text.rpartition(" ")
+    if not sep or not head or text_width("\u2026 " + tail, size, weight, style) > 0.6 * max_width:
+        return truncate(text, max_width, size, weight, style)
+    lo, hi = 0, len(head)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if text_width(head[:mid].rstrip() + "\u2026 " + tail, size, weight, style) <= max_width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return head[:lo].rstrip() + "\u2026 " + tail
+
+
 def wrap(text: str, max_width: float, size: float = SMALL_SIZE, style: str = "normal",
          weight: str = "normal") -> list:
     """Greedy word wrap by measured width; returns the lines."""
@@ -191,6 +211,80 @@ def parse_number(s: str) -> float:
     if s.endswith("\u221e"):
         return -math.inf if s.startswith("-") else math.inf
     return float(s)
+
+
+# ----------------------------------------------------------------------------- axis ticks
+
+def log_tick_label(v: float) -> str:
+    """Label of a tick on a ratio axis: ``0.001``, ``0.5``, ``10``, ``1000``; powers of ten beyond
+    1e-4 .. 1e5 as ``10⁻⁵``."""
+    if 1e-4 <= v < 1e5:
+        return f"{v:g}"
+    e = int(round(math.log10(v)))
+    sup = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+    return "10" + str(e).translate(sup)
+
+
+def ticks_fit(positions, labels, size: float = FONT_SIZE, min_gap: float = 0.08) -> bool:
+    """Whether tick labels centred on ``positions`` (inches along the axis) leave at least
+    ``min_gap`` inches between neighbours (widths measured with :func:`text_width`)."""
+    half = [0.5 * text_width(lab, size) for lab in labels]
+    return all(p1 - h1 >= p0 + h0 + min_gap
+               for p0, h0, p1, h1 in zip(positions, half, positions[1:], half[1:]))
+
+
+def log_ticks(lo: float, hi: float, width: float, size: float = FONT_SIZE, keep=(1.0,),
+              max_ticks: int = 9) -> np.ndarray:
+    """Ticks for a log axis from ``lo`` to ``hi`` (ratio units) that fit ``width`` inches.
+
+    The densest of 1-2-5, 1-5, 1-3, powers of ten, every second, third ... power of ten whose
+    labels (measured) do not touch; the values in ``keep`` (the null, 1) stay when in range.
+    """
+    a, b = math.log10(lo), math.log10(hi)
+    if not (np.isfinite(a) and np.isfinite(b)) or b <= a:
+        return np.array([])
+    e0, e1 = math.floor(a) - 1, math.ceil(b) + 1
+
+    def within(vals):
+        vals = np.asarray(sorted(set(vals)), float)
+        return vals[(vals >= lo * (1 - 1e-9)) & (vals <= hi * (1 + 1e-9))]
+
+    sets = [within(m * 10.0 ** e for e in range(e0, e1 + 1) for m in mant)
+            for mant in ((1, 2, 5), (1, 5), (1, 3), (1,))]
+    for step in range(2, e1 - e0 + 2):
+        sets.append(within([10.0 ** e for e in range(e0, e1 + 1) if e % step == 0] + list(keep)))
+    for ticks in sets:
+        if ticks.size > max_ticks:
+            continue
+        pos = (np.log10(ticks) - a) / (b - a) * width
+        if ticks_fit(list(pos), [log_tick_label(t) for t in ticks], size):
+            return ticks
+    return within(keep)
+
+
+def linear_ticks(lo: float, hi: float, width: float, labeller, size: float = FONT_SIZE,
+                 nbins: int = 6, extend: bool = False, steps=(1, 2, 2.5, 5, 10)) -> np.ndarray:
+    """``MaxNLocator`` ticks with the most bins (at most ``nbins``) whose labels, made by
+    ``labeller``, fit an axis of ``width`` inches without touching.
+
+    With ``extend`` the axis will run from the first to the last tick (the ticks may lie outside
+    ``lo .. hi``); otherwise the axis is ``lo .. hi`` and only the ticks inside it are returned.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    tol = 1e-9 * abs(hi - lo)
+    ticks = np.array([lo, hi])
+    for n in range(nbins, 0, -1):
+        ticks = MaxNLocator(nbins=n, steps=list(steps)).tick_values(lo, hi)
+        if extend:
+            a, b = min(lo, ticks[0]), max(hi, ticks[-1])
+        else:
+            a, b = lo, hi
+            ticks = ticks[(ticks >= lo - tol) & (ticks <= hi + tol)]
+        pos = (ticks - a) / (b - a) * width if b > a else ticks * 0
+        if ticks_fit(list(pos), [labeller(t) for t in ticks], size):
+            return ticks
+    return ticks
 
 
 # ----------------------------------------------------------------------------- saving

@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_bytes", "write_text", "write_json", "write_csv", "write_if_changed", "dumps_json"]
+__all__ = ["write_bytes", "write_text", "write_json", "write_csv", "write_if_changed", "dumps_json",
+           "remove_stale_temporaries"]
 
 
 def write_bytes(path, data: bytes) -> Path:
@@ -94,3 +95,21 @@ def write_if_changed(path, text: str) -> bool:
         pass
     write_bytes(path, data)
     return True
+
+
+def remove_stale_temporaries(path) -> int:
+    """Delete the temporary files a killed writer of ``path`` left (``.{name}.XXXX.tmp`` beside it).
+
+    A job calls this for its own outputs before it writes them, so a rerun after a kill leaves no
+    debris; it never touches another file.  Returns how many were removed.
+    """
+    path = Path(path)
+    n = 0
+    if path.parent.is_dir():
+        for p in path.parent.glob(f".{path.name}.*.tmp"):
+            try:
+                p.unlink()
+                n += 1
+            except FileNotFoundError:
+                pass
+    return n

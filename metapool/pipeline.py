@@ -46,10 +46,12 @@ def run_outcome(snapshot, *, pooled, effects, figures, progress=print):
     import dataclasses
 
     from .analysis import analyse_outcome
-    from .io import write_json
+    from .io import remove_stale_temporaries, write_json
     from .spec import OutcomeSpec
     from .tables import effects_rows, write_csv
 
+    for path in (pooled, effects):
+        remove_stale_temporaries(path)
     t0 = time.perf_counter()
     snap = json.loads(snapshot) if isinstance(snapshot, str) else snapshot
     spec = OutcomeSpec.from_dict(snap["spec"])
@@ -101,6 +103,11 @@ def run_report(pooled: Sequence, *, plan, studies, figures: Sequence, outputs: M
     from .io import write_json, write_text
     from .reproduce import check_unlinked
 
+    from .io import remove_stale_temporaries
+
+    for key, path in outputs.items():
+        for p in (path if isinstance(path, list) else [path]):
+            remove_stale_temporaries(p)
     t0 = time.perf_counter()
     meta = json.loads(plan) if isinstance(plan, str) else plan
     analyses = load_analyses(pooled)

@@ -39,7 +39,8 @@ def assert_close(actual, expected, rel=1e-8, abs_=1e-10, what=""):
 
 
 ROOT = TESTS.parent
-PROJECT_PARTS = ("Snakefile", "workflow", "scripts", "config.yaml", "data")
+PROJECT_PARTS = ("Snakefile", "workflow", "scripts", "config.yaml", "data", "metapool")
+"""What a review folder needs to run the workflow (the jobs import the package next to the Snakefile)."""
 
 
 def copy_project(dest, parts=PROJECT_PARTS, source=ROOT):
@@ -55,3 +56,23 @@ def copy_project(dest, parts=PROJECT_PARTS, source=ROOT):
         else:
             shutil.copy(src, dest / part)
     return dest
+
+
+def run_snakemake(cwd, *args, timeout=900, env=None):
+    """``snakemake --cores 2 ARGS`` in ``cwd`` (a subprocess); the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def bundled_run(tmp_path_factory):
+    """One full run of the bundled project in a temporary copy, shared by the tests that read its
+    outputs (the slowest fixture of the suite: about half a minute on 2 cores)."""
+    cwd = copy_project(tmp_path_factory.mktemp("bundled"))
+    res = run_snakemake(cwd, "-q")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    return cwd

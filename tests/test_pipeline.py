@@ -1,38 +1,36 @@
-"""End-to-end runs of the Snakemake workflow on the bundled data, in temporary copies of the repo.
+"""The Snakemake workflow end to end, in temporary copies of the project (subprocess runs).
 
-Checks: every output exists and the outputs agree with each other; a run with nothing to do
-does nothing; adding one inline study re-runs only that outcome (and the report) and changes
-only that outcome's pooled result; an invalid data row stops the run with a clear message and
-no traceback; the workflow runs against another directory; the reproduction statuses are the
-ones documented in docs/workflow.md.
+Most of the workflow's logic is tested in-process (tests/test_analysis.py, test_hostile_input.py,
+test_report.py); these tests check what only a real run shows: every output exists and the outputs
+agree with each other; no process is left behind; a run with nothing to do does nothing; a dry run
+writes nothing; adding one inline study reruns only its outcome and the report; editing a package
+module reruns exactly the jobs that import it; the workflow runs against another directory and as a
+module (two reviews in one DAG); two runs give byte-identical results and a killed run restarts to
+them.
 """
-import base64
+from __future__ import annotations
+
+import csv
+import io
 import json
 import math
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from conftest import copy_project
 import yaml
+
+from conftest import PROJECT_PARTS, copy_project, run_snakemake
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ("forest.png", "forest.svg", "funnel.png", "funnel.svg")
-
-
-def snakemake(cwd: Path, *args, check=True):
-    res = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=cwd,
-                         capture_output=True, text=True, timeout=600)
-    if check and res.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}")
-    return res
 
 
 def planned_jobs(output: str) -> dict:
@@ -43,221 +41,243 @@ def planned_jobs(output: str) -> dict:
     return {line.split()[0]: int(line.split()[1]) for line in m.group(1).splitlines() if line.strip()}
 
 
+def tree(folder: Path, skip=(".snakemake",)) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not set(skip) & set(p.relative_to(folder).parts) and "__pycache__" not in p.parts}
+
+
+def results(folder: Path) -> dict:
+    """Every result file's bytes, without logs and benchmarks (they hold times)."""
+    return {k: v for k, v in tree(folder / "results").items() if not k.startswith(("logs", "benchmarks"))}
+
+
 @pytest.fixture(scope="module")
 def config():
     return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    cwd = copy_project(tmp_path_factory.mktemp("bundled"))
-    snakemake(cwd)
-    return cwd
-
-
 def same(a, b) -> bool:
-    """Equal numbers, or both missing (NaN in CSV, null in JSON)."""
-    missing = [x is None or (isinstance(x, float) and math.isnan(x)) for x in (a, b)]
+    missing = [x is None or x == "" or (isinstance(x, float) and math.isnan(x)) for x in (a, b)]
     if any(missing):
         return all(missing)
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
 
 
-def load_pooled(cwd, outcome):
-    return json.loads((cwd / "results" / "pooled" / f"{outcome}.json").read_text())
+def read_csv(path: Path) -> list:
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
 
 
-def test_every_output_exists(run_dir, config):
-    res = run_dir / "results"
+# --------------------------------------------------------------------------- one full run
+def test_every_output_exists(bundled_run, config):
+    from metapool.workflow import load_project
+
+    plan = load_project(bundled_run)
     for o in config["outcomes"]:
-        assert (res / "effects" / f"{o}.csv").stat().st_size > 0
-        assert (res / "pooled" / f"{o}.json").stat().st_size > 0
-        for f in FIGURES:
-            assert (res / "figures" / f"{o}_{f}").stat().st_size > 1000, f"{o}_{f}"
-        assert (res / "logs" / "analyse_outcome" / f"{o}.log").exists()
+        for rel in (f"effects/{o}.csv", f"pooled/{o}.json"):
+            assert (bundled_run / "results" / rel).stat().st_size > 0, rel
+        for kind in plan.figures[o]:
+            for ext in ("png", "svg"):
+                assert (bundled_run / "results/figures" / o / f"{kind}.{ext}").stat().st_size > 0
+        drawn = {p.stem for p in (bundled_run / "results/figures" / o).glob("*.png")}
+        assert drawn == set(plan.figures[o]), o                  # no figure beyond the plan
     for name in ("summary.csv", "summary.md", "reproduction.csv", "reproduction.md", "report.html"):
-        assert (res / name).stat().st_size > 0, name
-    assert not [p for p in res.rglob("*") if p.name.endswith(".tmp")], "temporary files left behind"
+        assert (bundled_run / "results" / name).stat().st_size > 0
+    for t in plan.target_ids():
+        audit = json.loads((bundled_run / "results/audit" / f"{t}.json").read_text())
+        assert audit["target"]["target_id"] == t
+    assert not list((bundled_run / "results").rglob("*.tmp"))
+    assert "funnel" not in plan.figures["fever"]                 # k = 1: no funnel plot
 
 
-def test_summary_agrees_with_pooled_json(run_dir, config):
-    summary = pd.read_csv(run_dir / "results" / "summary.csv")
-    assert set(summary["outcome"]) == set(config["outcomes"])
+def test_summary_agrees_with_pooled_json(bundled_run, config):
+    rows = read_csv(bundled_run / "results/summary.csv")
     for o in config["outcomes"]:
-        pooled = load_pooled(run_dir, o)
-        assert pooled["outcome"] == o and pooled["label"] == config["outcomes"][o]["label"]
-        rows = summary[summary["outcome"] == o]
-        assert list(rows["method"]) == [f["method"] for f in pooled["fits"]]
-        for (_, row), fit in zip(rows.iterrows(), pooled["fits"]):
-            rep = fit["reporting"]
-            assert row["k"] == fit["k"]
+        pooled = json.loads((bundled_run / f"results/pooled/{o}.json").read_text())
+        mine = [r for r in rows if r["outcome"] == o]
+        assert [r["method"] for r in mine] == [f["method"] for f in pooled["fits"]]
+        for r, f in zip(mine, pooled["fits"]):
             for key in ("estimate", "ci_lb", "ci_ub"):
-                assert same(row[key], rep[key]), (o, fit["method"], key, row[key], rep[key])
+                assert same(r[key], f["reporting"][key]), (o, key)
+            assert same(r["se"], f["se"])
+            if f["k"] == 1:                                        # no heterogeneity for one study
+                assert r["I2"] == r["Q"] == r["tau2"] == ""
 
 
-def test_effects_csv_agrees_with_pooled_json(run_dir, config):
+def test_effects_csv_agrees_with_pooled_json_and_uses_labels(bundled_run, config):
     for o in config["outcomes"]:
-        pooled = load_pooled(run_dir, o)
-        eff = pd.read_csv(run_dir / "results" / "effects" / f"{o}.csv")
-        assert list(eff["study"].astype(str)) == pooled["effects"]["study"]
-        np.testing.assert_allclose(eff["yi"], pooled["effects"]["yi"], rtol=1e-10)
-        weight_cols = [c for c in eff.columns if c.startswith("weight_")]
-        assert weight_cols
-        for c in weight_cols:
-            assert eff[c].sum() == pytest.approx(100.0, abs=1e-6)
-        fixed = [f for f in pooled["fits"] if f["method"] in ("FE", "EE")]
-        if fixed:   # inverse-variance weights are 1/vi, in percent
-            w = 1 / np.asarray(pooled["effects"]["vi"])
-            np.testing.assert_allclose(fixed[0]["weights"], 100 * w / w.sum(), rtol=1e-8)
+        pooled = json.loads((bundled_run / f"results/pooled/{o}.json").read_text())
+        rows = [r for r in read_csv(bundled_run / f"results/effects/{o}.csv") if r["pooled"] == "True"]
+        assert [r["study"] for r in rows] == pooled["effects"]["study"]
+        for r, y in zip(rows, pooled["effects"]["yi"]):
+            assert same(r["yi"], y)
+        assert all(r["label"] == pooled["study_labels"][r["study"]] for r in rows)
 
 
-def test_report_embeds_figures_and_covers_every_outcome(run_dir, config):
-    html = (run_dir / "results" / "report.html").read_text()
-    assert "<script" not in html.lower()
-    imgs = re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html)
-    ks = {o: load_pooled(run_dir, o)["effects"]["study"] for o in config["outcomes"]}
-    n_funnels = sum(len(s) >= 3 for s in ks.values())     # funnels shown from k = 3 studies
-    n_diagnostic = sum(len(load_pooled(run_dir, o)["extras"]["figures"]) for o in config["outcomes"])
-    assert len(imgs) == len(config["outcomes"]) + n_funnels + n_diagnostic
-    assert all(b"<svg" in base64.b64decode(i)[:1000] for i in imgs)
+def test_reproduction_table_has_the_issue_columns_and_every_target(bundled_run):
+    from metapool.reproduce import STATUSES
+
+    rows = read_csv(bundled_run / "results/reproduction.csv")
+    for col in ("target_id", "paper", "outcome", "published_estimate", "published_ci_lb", "published_ci_ub",
+                "computed_estimate", "computed_ci_lb", "computed_ci_ub", "model", "studies",
+                "evidence_statuses", "difference_units", "status", "duplicate_of", "reason", "missing"):
+        assert col in rows[0], col
+    targets = read_csv(bundled_run / "data/raw/published_targets.csv")
+    assert [r["target_id"] for r in rows] == [t["target_id"] for t in targets]
+    assert {r["status"] for r in rows} <= set(STATUSES)
+    by = {r["target_id"]: r for r in rows}
+    # 54.8% matches only with the inferred JICR denominator: never called plainly "reproduced"
+    assert by["IID_remission"]["status"] == "reproduced_with_inferred"
+    assert by["RT_ln_remission"]["duplicate_of"] == "IID_remission"
+    for r in rows:
+        assert len(r["reason"]) < 400 and len(r["missing"]) < 300, r["target_id"]
+
+
+def test_inferred_numbers_only_in_the_sensitivity_analysis(bundled_run, config):
+    for o, spec in config["outcomes"].items():
+        pooled = json.loads((bundled_run / f"results/pooled/{o}.json").read_text())
+        statuses = {p["status"] for p in pooled["provenance"] if p["pooled"]}
+        if "inferred" not in spec.get("status", config["defaults"]["status"]):
+            assert "inferred" not in statuses, o
+
+
+def test_report_covers_every_outcome_and_target(bundled_run, config):
+    html = (bundled_run / "results/report.html").read_text()
     for o in config["outcomes"]:
         assert f'id="o-{o}"' in html
-    assert html.index("Reproduction of published estimates") < html.index("Results by outcome")
-    assert "Methods" in html and "References" in html and "Software" in html
-    rep = pd.read_csv(run_dir / "results" / "reproduction.csv")
-    for s in rep["status"]:
-        assert f"st-{s.replace(' ', '-')}" in html
+    for t in read_csv(bundled_run / "data/raw/published_targets.csv"):
+        assert t["target_id"] in html
+    assert len(html.encode()) < 2_000_000
 
 
-def test_reproduction_table_covers_every_target(run_dir, config):
-    targets = pd.read_csv(ROOT / config["targets"])
-    rep = pd.read_csv(run_dir / "results" / "reproduction.csv")
-    assert list(rep["target_id"]) == list(targets["target_id"])
-    assert set(rep["status"]) <= {"reproduced", "close", "differs", "not reproducible"}
-    assert rep["reason"].fillna("").str.len().gt(0).all(), "every status needs a reason"
-    computed = rep[rep["status"] != "not reproducible"]
-    assert computed["computed_estimate"].notna().all()
-    np.testing.assert_allclose(computed["diff_estimate"],
-                               computed["computed_estimate"] - computed["published_estimate"])
+def test_no_process_is_left_behind(bundled_run):
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(bundled_run) not in out
 
 
-def documented_statuses() -> dict:
-    """``{target_id: status}`` from the reproduction table in docs/workflow.md."""
-    text = (ROOT / "docs" / "workflow.md").read_text()
-    section = text.split("<!-- reproduction-statuses -->")[1].split("<!-- /reproduction-statuses -->")[0]
-    out = {}
-    for line in section.splitlines():
-        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 2 and cells[1] in ("reproduced", "close", "differs", "not reproducible"):
-            out[cells[0]] = cells[1]
-    return out
+# --------------------------------------------------------------------------- reruns
+@pytest.fixture
+def fresh(bundled_run, tmp_path) -> Path:
+    """A copy of the finished bundled run (results and .snakemake metadata included)."""
+    dest = tmp_path / "copy"
+    shutil.copytree(bundled_run, dest, symlinks=True)
+    return dest
 
 
-def test_reproduction_statuses_are_the_documented_ones(run_dir):
-    documented = documented_statuses()
-    rep = pd.read_csv(run_dir / "results" / "reproduction.csv")
-    assert documented, "docs/workflow.md lists no reproduction statuses"
-    assert dict(zip(rep["target_id"], rep["status"])) == documented
+def test_nothing_to_do_and_a_dry_run_writes_nothing(fresh):
+    before = tree(fresh)
+    res = run_snakemake(fresh, "-n")
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
+    assert tree(fresh) == before                      # a dry run writes nothing (outside .snakemake)
+    res = run_snakemake(fresh, "-q")
+    assert res.returncode == 0 and results(fresh) == {k[len("results/"):]: v for k, v in before.items()
+                                                       if k.startswith("results/") and not
+                                                       k.startswith(("results/logs", "results/benchmarks"))}
 
 
-def test_inferred_numbers_only_in_the_sensitivity_analysis(run_dir):
-    """ln_remission: He 2020 alone in the primary pool, JICR 2019 10/18 (INFERRED) in the
-    sensitivity analysis, the 54.8% target reproduced only with it, and the report says so."""
-    pooled = load_pooled(run_dir, "ln_remission")
-    assert pooled["effects"]["study"] == ["He2020_ARD"]
-    sens = pooled["extras"]["inferred_sensitivity"]
-    assert sens["status"] == "ok" and [p["study"] for p in sens["added"]] == ["JICR2019_LN"]
-    assert all(sorted(f["study"]) == ["He2020_ARD", "JICR2019_LN"] for f in sens["fits"])
-    rep = pd.read_csv(run_dir / "results" / "reproduction.csv").set_index("target_id")
-    for t in ("IID_remission", "RT_ln_remission"):
-        assert rep.loc[t, "k"] == 2
-        assert rep.loc[t, "reason"].startswith("reproduced only when the INFERRED JICR2019_LN 10/18 row is "
-                                               "included (sensitivity analysis)")
-    assert "INFERRED Humrich2022_LUPIL2 34/50" in rep.loc["IID_sri4", "reason"]
-    html = (run_dir / "results" / "report.html").read_text()
-    sec = html[html.index('id="o-ln_remission"'):html.index('id="o-sri4_wk12"')]
-    assert "Sensitivity analysis including inferred numbers:</b> FE: 54.8% (" in sec
-    assert "not run: no inferred rows" in html[html.index('id="o-fever"'):]
+def test_inline_study_reruns_only_its_outcome_and_the_report(fresh):
+    before = results(fresh)
+    cfg = yaml.safe_load((fresh / "config.yaml").read_text())
+    cfg["extra_studies"] = [{"study": "He2016_NatMed", "outcome": "ln_remission", "events": 9, "total": 20,
+                             "status": "reported", "source": "Example A et al. Lupus 2025;34:1-9, Table 2"}]
+    (fresh / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False, width=200, allow_unicode=True))
+    dry = run_snakemake(fresh, "-n")
+    assert planned_jobs(dry.stdout) == {"all": 1, "analyse_outcome": 1, "report": 1}, dry.stdout[-2000:]
+    assert "outcome=ln_remission" in dry.stdout
+    assert run_snakemake(fresh, "-q").returncode == 0
+    after = results(fresh)
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert changed and all(k.startswith(("pooled/ln_remission", "effects/ln_remission", "figures/ln_remission",
+                                         "summary", "reproduction", "report", "audit/")) for k in changed), changed
 
 
-def test_effects_csv_and_json_keep_ids_and_add_labels(run_dir):
-    eff = pd.read_csv(run_dir / "results" / "effects" / "treg_abs.csv")
-    pooled = load_pooled(run_dir, "treg_abs")
-    assert list(eff["study"]) == pooled["effects"]["study"]
-    labels = pooled["extras"]["study_labels"]
-    assert list(eff["label"]) == [labels[s] for s in eff["study"]]
-    assert labels["FengM2019_IntImmunopharmacol"] == "Feng 2019" and labels["ShanxiRA_ACRabs"] == "Wang 2022"
-
-
-def test_nothing_to_do_on_second_run(run_dir):
-    res = snakemake(run_dir, "-n")
-    assert "Nothing to be done" in res.stdout + res.stderr
-
-
-def test_inline_study_changes_only_its_outcome(run_dir, config, tmp_path):
-    cwd = tmp_path / "added"
-    shutil.copytree(run_dir, cwd, symlinks=True)
-    outcome = next(iter(config["outcomes"]))
-    before = {o: (cwd / "results" / "pooled" / f"{o}.json").read_bytes() for o in config["outcomes"]}
-    snap = json.loads((cwd / "results" / "data" / f"{outcome}.json").read_text())
-    row = {k: v for k, v in snap["rows"][0].items() if v is not None and k not in ("kind", "table", "line")}
-    row.update(study="Added2025", status="reported", source="test: inline study")
-    studies_csv = cwd / yaml.safe_load((cwd / "config.yaml").read_text())["studies"]
-    studies = pd.read_csv(studies_csv, dtype=str, keep_default_na=False)
-    new_study = studies[studies["study"] == snap["rows"][0]["study"]].assign(study="Added2025")
-    pd.concat([studies, new_study]).to_csv(studies_csv, index=False)   # a new study needs its row
-    cfg = yaml.safe_load((cwd / "config.yaml").read_text())
-    cfg["extra_studies"] = list(cfg.get("extra_studies") or []) + [row]
-    (cwd / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-
-    dry = snakemake(cwd, "-n")
-    assert planned_jobs(dry.stdout) == {"all": 1, "analyse_outcome": 1, "report": 1}, dry.stdout
-    assert f"outcome={outcome}" in dry.stdout
-
-    snakemake(cwd)
-    after = {o: (cwd / "results" / "pooled" / f"{o}.json").read_bytes() for o in config["outcomes"]}
-    for o in config["outcomes"]:
-        if o != outcome:
-            assert after[o] == before[o], f"{o} changed"
-    new = json.loads(after[outcome])
-    assert "Added2025" in new["effects"]["study"]
-    assert new["fits"][0]["k"] == json.loads(before[outcome])["fits"][0]["k"] + 1
-
-
-def test_invalid_data_row_stops_before_any_job(config, tmp_path):
-    cwd = copy_project(tmp_path / "bad")
-    table = next(t for t in config["tables"] if "events" in pd.read_csv(cwd / t, nrows=1).columns)
-    df = pd.read_csv(cwd / table)
-    df.loc[1, "events"] = -3
-    df.to_csv(cwd / table, index=False)
-    res = snakemake(cwd, check=False)
-    out = res.stdout + res.stderr
-    assert res.returncode != 0
-    assert "Traceback" not in out
-    assert Path(table).name in out and "events" in out and "-3" in out
-    assert not (cwd / "results" / "pooled").exists()
+@pytest.mark.parametrize("module, expect", [
+    ("report.py", {"all": 1, "report": 1}),
+    ("plots/forest.py", {"all": 1, "report": 1, "analyse_outcome": "all"}),
+    ("audit.py", {"all": 1, "report": 1, "analyse_outcome": "all"}),
+])
+def test_an_edit_to_a_package_module_reruns_the_jobs_that_import_it(fresh, config, module, expect):
+    with open(fresh / "metapool" / module, "a") as fh:
+        fh.write("\n# an edit\n")
+    jobs = planned_jobs(run_snakemake(fresh, "-n").stdout)
+    want = {k: (len(config["outcomes"]) if v == "all" else v) for k, v in expect.items()}
+    assert jobs == want
 
 
 def test_runs_against_another_directory(tmp_path):
-    review = copy_project(tmp_path / "myreview")
-    for part in ("Snakefile", "workflow", "scripts"):   # the review holds only config + data
-        p = review / part
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-                          "myreview", "--cores", "2", "-n"], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=600)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert (review / "results" / "data").is_dir()
-    assert not (tmp_path / "results").exists()
+    review = tmp_path / "myreview"
+    copy_project(review, parts=("config.yaml", "data"))
+    cfg = yaml.safe_load((review / "config.yaml").read_text())
+    cfg["outcomes"] = {k: cfg["outcomes"][k] for k in ("injection_site", "sae_rr")}
+    cfg["ignore_outcomes"] = []
+    cfg["tables"] = ["data/raw/proportions.csv", "data/raw/two_arm.csv"]
+    cfg.pop("targets")
+    keep = {"injection_site", "sae_rr"}
+    for t in cfg["tables"]:                                  # only the rows of the two outcomes
+        rows = read_csv(review / t)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(r for r in rows if r["outcome"] in keep)
+        (review / t).write_text(buf.getvalue())
+    (review / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False, width=200, allow_unicode=True))
+    res = run_snakemake(tmp_path, "-s", str(ROOT / "Snakefile"), "--directory", str(review), "-q")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (review / "results/pooled/sae_rr.json").exists() and (review / "results/report.html").exists()
 
 
-def test_unknown_extra_analysis_stops_before_any_job(config, tmp_path):
-    cwd = copy_project(tmp_path / "unknown")
-    cfg = yaml.safe_load((cwd / "config.yaml").read_text())
-    first = next(iter(cfg["outcomes"]))
-    cfg["outcomes"][first]["analyses"] = {"no_such_analysis": True}
-    (cwd / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    res = snakemake(cwd, "-n", check=False)
-    out = res.stdout + res.stderr
-    assert res.returncode != 0 and "Traceback" not in out
-    assert f"outcomes/{first}/analyses" in out and "no_such_analysis" in out
+def test_two_reviews_as_modules_in_one_dag(tmp_path):
+    """`module ... prefix:` (many reviews in one DAG): each review folder keeps its own config and
+    data, and gets its own results."""
+    for name, outcomes in (("review_a", ("injection_site",)), ("review_b", ("sae_rr", "fever"))):
+        d = tmp_path / name
+        copy_project(d, parts=("config.yaml", "data"))
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        cfg["outcomes"] = {k: cfg["outcomes"][k] for k in outcomes}
+        present = {r["outcome"] for t in cfg["tables"] for r in read_csv(d / t)}
+        cfg["ignore_outcomes"] = sorted(present - set(outcomes))
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False, width=200, allow_unicode=True))
+    (tmp_path / "Snakefile").write_text(f'''
+module review_a:
+    snakefile: "{ROOT / 'Snakefile'}"
+    config: {{}}
+    prefix: "review_a"
+
+use rule * from review_a as review_a_*
+
+module review_b:
+    snakefile: "{ROOT / 'Snakefile'}"
+    config: {{}}
+    prefix: "review_b"
+
+use rule * from review_b as review_b_*
+
+rule all:
+    default_target: True
+    input:
+        rules.review_a_all.input,
+        rules.review_b_all.input,
+''')
+    res = run_snakemake(tmp_path, "-q")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert json.loads((tmp_path / "review_a/results/pooled/injection_site.json").read_text())["outcome"] == "injection_site"
+    assert (tmp_path / "review_b/results/pooled/sae_rr.json").exists()
+    assert not (tmp_path / "review_a/results/pooled/sae_rr.json").exists()
+    assert (tmp_path / "review_b/results/report.html").exists()
+
+
+# --------------------------------------------------------------------------- reproducibility
+def test_two_runs_give_identical_bytes_and_a_killed_run_restarts_to_them(bundled_run, tmp_path):
+    project = copy_project(tmp_path / "k")
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=project,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list((project / "results/pooled").glob("*.json"))
+                                             if (project / "results/pooled").exists() else []) < 5:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert run_snakemake(project, "--unlock").returncode == 0
+    res = run_snakemake(project, "--rerun-incomplete", "-q")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not list((project / "results").rglob(".*.tmp"))
+    assert results(project) == results(bundled_run)

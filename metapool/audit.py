@@ -52,7 +52,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 from scipy import special
@@ -1081,12 +1081,15 @@ def _fmt(x, d=4):
 
 
 def _model_label(e):
+    """Short model label: measure, method, test, and cc / vtype where not metafor's default."""
     bits = [e["measure"], e["method"], e["test"]]
-    if e.get("cc") not in (None, "none") or (e.get("cc") == "none" and e["measure"] in ("PR", "PLO", "RR", "OR", "RD", "PETO")
-                                              and e["method"] not in ("MH", "PETO", "GLMM")):
+    default = "none" if e["method"] in ("MH", "PETO", "GLMM") else _DEFAULT_CC.get(e["measure"], "only0")
+    if e.get("cc") is not None and e["cc"] != default:
         bits.append(f"cc={e['cc']}")
     if e.get("vtype") == "AV":
         bits.append("vtype=AV")
+        if e["method"] == "FE" and e.get("cc") == "none":
+            bits.append("(crude pooled proportion)")
     return " ".join(bits)
 
 
@@ -1145,6 +1148,10 @@ def _markdown(res: AuditResult) -> str:
         lines += ["", "## Missing studies", "", ms["description"], ""]
         if not ms["models"]:
             lines.append("No remainder in the searched range reproduces the printed numbers.")
+        if ms["models"]:
+            lines.append(f"{len(ms['models'])} models have solutions ({ms['evaluated']:,} remainder x model "
+                         f"combinations evaluated, {ms['pruned']:,} excluded by the bound); best ranked:")
+            lines.append("")
         for mdl in ms["models"][:8]:
             lines.append(f"- {_model_label(mdl)}: {mdl['summary']}")
     if res.notes:
@@ -1278,7 +1285,7 @@ def _search_missing(kind, cols, study, variants, printed, boxes, level, max_n, r
     k0 = len(study)
     coll = _Collector(printed, level, prune=True, k_table=k0 + 1)
     public_zero = _count_zero(kind, cols)
-    grids, descriptions = {}, []
+    descriptions = []
     if kind == "proportion":
         n = np.repeat(np.arange(1, max_n + 1), np.arange(2, max_n + 2)).astype(float)
         x = np.concatenate([np.arange(m + 1) for m in range(1, max_n + 1)]).astype(float)
@@ -1286,8 +1293,12 @@ def _search_missing(kind, cols, study, variants, printed, boxes, level, max_n, r
         descriptions.append(f"One remainder row (events x, total n) added to the {k0} table studies; all "
                             f"{x.size:,} pairs with 1 <= n <= {max_n}, 0 <= x <= n searched.")
     else:
-        cont = _continuous_grids(kind, variants, est, max_n, r)
+        cont = _continuous_candidates(kind, variants, boxes, est, max_n, r)
         descriptions += [d for _, _, d in cont.values()]
+        descriptions.append("Candidates: for each n (or SE) the pooled estimate of every method is scanned over "
+                            "401 effect values; where it meets the printed estimate, the crossing points are "
+                            "bisected and 21 points between them are evaluated with every model (so region "
+                            "edges set by the CI are resolved to 1/20 of that sub-interval).")
     cache = {}
     for sv in variants:
         if kind == "proportion":
@@ -1312,12 +1323,10 @@ def _search_missing(kind, cols, study, variants, printed, boxes, level, max_n, r
             param, g = "events,total", grid
         else:
             param, g, _ = cont[sv.measure]
-            if param == "effect,se":
-                rem = {"yi": g["effect"], "vi": g["se"] ** 2, "ok": np.ones(g["effect"].size, bool)}
-            else:
-                yi, vi, ni, ok = _remainder_effects(kind, sv.measure, None, g["_escalc"], r)
-                rem = {"yi": yi, "vi": vi, "ni": ni, "ok": ok}
-            rem["zero"] = np.zeros(rem["yi"].size, bool)
+            if g["effect"].size == 0:
+                continue
+            yi, vi, ok = _rem_yv(kind, sv.measure, g["effect"], g[param.split(",")[1]], r)
+            rem = {"yi": yi, "vi": vi, "ok": ok, "zero": np.zeros(yi.size, bool)}
         for blk in _missing_blocks(sv, rem, public_zero, add_to_all):
             _run_block(blk, coll, boxes, True)
     # solutions per model: a model (with its cc label) reproduces for every remainder whose
@@ -1385,55 +1394,128 @@ def _summarise_region(param, g, cfgs):
                         f"remainder effect {eff.min():.4g}-{eff.max():.4g}")}
 
 
-def _continuous_grids(kind, variants, est, max_n, r, n_eff=241):
-    """Remainder grids for continuous / pre-post / generic data: measure -> (param, grid, text).
+def _std_rows(kind, measure, d, n, r):
+    """escalc input rows of a remainder with standardised effect d and total n (see below)."""
+    one, zero = np.ones_like(d), np.zeros_like(d)
+    rr = np.full_like(d, DEFAULT_R if r is None else float(r))
+    if measure == "SMD":
+        return {"mean_treat": d, "sd_treat": one, "n_treat": n / 2, "mean_ctrl": zero, "sd_ctrl": one,
+                "n_ctrl": n / 2}
+    if measure == "SMCR":
+        return {"mean_pre": zero, "sd_pre": one, "mean_post": d, "sd_post": one, "n": n, "r": rr}
+    return {"mean_pre": zero, "sd_pre": one, "mean_post": d * np.sqrt(2 - 2 * rr), "sd_post": one, "n": n,
+            "r": rr}
 
-    Standardised measures (SMD, SMCR, SMCC): the remainder is (d, n), d the standardised
-    difference or change before Hedges' correction, turned into escalc input rows (two groups of
-    n/2 for SMD; pre/post with correlation r for SMCR/SMCC).  Raw measures (MD, MC, GEN): only
-    (yi, vi) matter, so the remainder is (effect, SE); SD = SE sqrt(n) for MC, SD = SE sqrt(n)/2
-    for MD with two equal arms of n/2.
+
+def _rem_yv(kind, measure, d, s, r):
+    """Remainder yi, vi, ok for parameters (d, s): (effect, SE) or (standardised d, total n)."""
+    if measure in _RAW_CONT:
+        return d, s ** 2, np.ones(d.size, dtype=bool)
+    yi, vi, _, ok = _remainder_effects(kind, measure, None, _std_rows(kind, measure, d, s, r), r)
+    return yi, vi, ok
+
+
+def _mu_with(sv, yi, vi, method):
+    """Pooled estimate of the table plus one remainder row (yi, vi arrays), for one method."""
+    B, k0 = yi.size, sv.yi.size
+    Y = np.concatenate([np.broadcast_to(sv.yi, (B, k0)), yi[:, None]], axis=1)
+    V = np.concatenate([np.broadcast_to(sv.vi, (B, k0)), vi[:, None]], axis=1)
+    M = np.ones((B, k0 + 1), dtype=bool)
+    tau2 = np.zeros(B) if method == "FE" else _tau2._tau2_core(Y, V, M, method)[0]
+    return _pool(Y, V, M, tau2)[0]
+
+
+def _continuous_points(kind, sv, e0, e1, s_grid, d_lo, d_hi, r, n_scan=401, n_sample=21, iters=40):
+    """Candidate remainders (d, s) whose pooled estimate can fall in the estimate box [e0, e1].
+
+    For every s of ``s_grid`` and every method, the pooled estimate is scanned on ``n_scan``
+    values of d in [d_lo, d_hi]; in each scan cell where it meets the box, the d values where it
+    equals e0 and e1 are found by bisection (the estimate is assumed monotone within a cell of
+    width (d_hi - d_lo)/(n_scan - 1)), and ``n_sample`` points are placed on the sub-interval
+    between them.  The caller evaluates every model on these points.
     """
-    ys = np.concatenate([sv.yi[np.isfinite(sv.yi)] for sv in variants] + [np.array([est.value])])
-    span = max(3.0, 2.0 * float(np.max(np.abs(ys - est.value))))
-    eff = np.linspace(est.value - span, est.value + span, n_eff)
-    rr = DEFAULT_R if r is None else float(r)
+    grid = np.linspace(d_lo, d_hi, n_scan)
+    D = np.tile(grid, s_grid.size)
+    S = np.repeat(s_grid, n_scan)
+    yi, vi, ok = _rem_yv(kind, sv.measure, D, S, r)
+    pts_d, pts_s = [], []
+    for method in METHODS:
+        mu = np.full(D.size, np.nan)
+        if ok.any():
+            mu[ok] = _mu_with(sv, yi[ok], vi[ok], method)
+        mu = mu.reshape(s_grid.size, n_scan)
+        m0, m1 = mu[:, :-1], mu[:, 1:]
+        with np.errstate(invalid="ignore"):
+            hit = (np.fmax(m0, m1) >= e0) & (np.fmin(m0, m1) <= e1)
+        ri, cj = np.nonzero(hit)
+        if ri.size == 0:
+            continue
+        a, b = grid[cj], grid[cj + 1]
+        ma, mb = m0[ri, cj], m1[ri, cj]
+        s_c = s_grid[ri]
+        inc = mb >= ma
+
+        def solve(target):
+            lo, hi = a.copy(), b.copy()
+            for _ in range(iters):
+                mid = 0.5 * (lo + hi)
+                yv, vv, okm = _rem_yv(kind, sv.measure, mid, s_c, r)
+                mm = np.full(mid.size, np.nan)
+                if okm.any():
+                    mm[okm] = _mu_with(sv, yv[okm], vv[okm], method)
+                below = np.where(inc, mm < target, mm > target)
+                lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+            return 0.5 * (lo + hi)
+
+        # increasing: from d(e0) (or a) to d(e1) (or b); decreasing: mirrored
+        start_t = np.where(inc, e0, e1)
+        end_t = np.where(inc, e1, e0)
+        reach_start = np.where(inc, ma < e0, ma > e1)
+        reach_end = np.where(inc, mb > e1, mb < e0)
+        d_start = np.where(reach_start, solve(start_t), a)
+        d_end = np.where(reach_end, solve(end_t), b)
+        frac = np.linspace(0.0, 1.0, n_sample)
+        pts_d.append((d_start[:, None] + (d_end - d_start)[:, None] * frac[None, :]).ravel())
+        pts_s.append(np.repeat(s_c, n_sample))
+    if not pts_d:
+        return np.empty(0), np.empty(0)
+    P = np.unique(np.column_stack([np.concatenate(pts_s), np.concatenate(pts_d)]), axis=0)
+    return P[:, 1], P[:, 0]
+
+
+def _continuous_candidates(kind, variants, boxes, est, max_n, r):
+    """Remainder candidates per measure: measure -> (param, grid dict, description)."""
     out = {}
-    nn = np.unique(np.r_[np.arange(4, min(max_n, 100) + 1), np.arange(100, max_n + 1, 10)])
-    nn = nn[nn <= max_n]
-    if kind == "continuous":
-        nn = nn[nn % 2 == 0]
-    E, N = (a.ravel().astype(float) for a in np.meshgrid(eff, nn, indexing="xy"))
-    one, zero = np.ones_like(E), np.zeros_like(E)
-    std_text = (f"Standardised measures: one remainder row with standardised effect d (before Hedges' "
-                f"correction; {n_eff} grid points in [{eff[0]:.3g}, {eff[-1]:.3g}]) and total n "
-                f"(4..{max_n}: every n to 100, then every 10)"
-                + (f", pre/post r = {rr:g}." if kind == "prepost" else ", two equal arms."))
     for sv in variants:
+        if sv.measure in out:
+            continue
+        (e0, e1), _, _ = boxes(sv.measure, None, 1)
+        e0, e1 = float(e0[0]), float(e1[0])
+        se_pub = np.sqrt(sv.vi[np.isfinite(sv.vi)])
         if sv.measure in _RAW_CONT:
-            vis = np.concatenate([v.vi[np.isfinite(v.vi)] for v in variants if v.measure == sv.measure])
-            se = np.geomspace(1e-2, 10.0, 121) * float(np.sqrt(np.median(vis)))
-            Eg = np.tile(eff, se.size)
-            S = np.repeat(se, n_eff)
-            text = (f"{sv.measure}: one remainder row with effect ({n_eff} grid points in "
-                    f"[{Eg.min():.3g}, {Eg.max():.3g}]) and standard error ({se.size} log-spaced points in "
-                    f"[{se[0]:.3g}, {se[-1]:.3g}])"
-                    + ("; SD = SE sqrt(n)." if sv.measure == "MC" else
-                       "; SD = SE sqrt(n)/2 for two equal arms." if sv.measure == "MD" else "."))
-            out[sv.measure] = ("effect,se", {"effect": Eg, "se": S}, text)
-        elif sv.measure == "SMD":
-            out["SMD"] = ("effect,n", {"effect": E, "n": N, "_escalc": {
-                "mean_treat": E, "sd_treat": one, "n_treat": N / 2, "mean_ctrl": zero, "sd_ctrl": one,
-                "n_ctrl": N / 2}}, std_text)
-        elif sv.measure == "SMCR":
-            out["SMCR"] = ("effect,n", {"effect": E, "n": N, "_escalc": {
-                "mean_pre": zero, "sd_pre": one, "mean_post": E, "sd_post": one, "n": N,
-                "r": np.full_like(E, rr)}}, std_text)
-        elif sv.measure == "SMCC":
-            out["SMCC"] = ("effect,n", {"effect": E, "n": N, "_escalc": {
-                "mean_pre": zero, "sd_pre": one, "mean_post": E * math.sqrt(2 - 2 * rr), "sd_post": one,
-                "n": N, "r": np.full_like(E, rr)}}, std_text)
-    return {m: (p, g, t) for m, (p, g, t) in out.items()}
+            se_med = float(np.median(se_pub))
+            s_grid = np.geomspace(se_med / 30, se_med * 30, 121)
+            span = 50 * max(float(np.max(np.abs(sv.yi - est.value))), se_med)
+            d_lo, d_hi = est.value - span, est.value + span
+            d, s = _continuous_points(kind, sv, e0, e1, s_grid, d_lo, d_hi, r)
+            text = (f"{sv.measure}: one remainder row with effect y (in [{d_lo:.4g}, {d_hi:.4g}]) and standard "
+                    f"error s (121 log-spaced values in [{s_grid[0]:.3g}, {s_grid[-1]:.3g}], steps of 6 %; "
+                    "when a CI is printed, the band of s it allows can be narrower than a step and be missed)"
+                    + ("; SD = s sqrt(n)" if sv.measure == "MC" else
+                       "; SD = s sqrt(n)/2 for two equal arms of n/2" if sv.measure == "MD" else "") + ".")
+            out[sv.measure] = ("effect,se", {"effect": d, "se": s}, text)
+        else:
+            s_grid = np.unique(np.r_[np.arange(4, min(max_n, 100) + 1), np.arange(100, max_n + 1, 10)])
+            s_grid = s_grid[s_grid <= max_n].astype(float)
+            if sv.measure == "SMD":
+                s_grid = s_grid[s_grid % 2 == 0]
+            d, s = _continuous_points(kind, sv, e0, e1, s_grid, -10.0, 10.0, r)
+            rr = DEFAULT_R if r is None else float(r)
+            text = (f"{sv.measure}: one remainder row with standardised effect d (mean difference / SD, before "
+                    f"Hedges' correction; searched in [-10, 10]) and total n (4..{max_n}: every n up to 100, "
+                    f"then every 10)" + (" in two equal arms" if sv.measure == "SMD" else f", r = {rr:g}") + ".")
+            out[sv.measure] = ("effect,n", {"effect": d, "n": s}, text)
+    return out
 
 
 def audit(data, estimate, ci=None, *, decimals: int | None = None, family: str | None = None,
@@ -1452,7 +1534,7 @@ def audit(data, estimate, ci=None, *, decimals: int | None = None, family: str |
         The printed pooled estimate on the reporting scale (a proportion as a fraction, e.g.
         0.548 for 54.8 %; a ratio as a ratio).  A string keeps its printed decimals (``"0.50"``).
     ci : (lower, upper), optional
-        The printed confidence interval.
+        The printed confidence interval (None, or a pair of NaN/empty values: not printed).
     decimals : int, optional
         Printed decimals of the estimate and the CI (default: read from ``estimate``).
     family : str, optional
@@ -1460,6 +1542,7 @@ def audit(data, estimate, ci=None, *, decimals: int | None = None, family: str |
         :func:`metapool.effects.detect_kind`).
     p : float or str, optional
         The printed p-value (``0.001``, ``"<0.001"``, ``">0.05"``); its decimals are its own.
+        None, NaN or an empty string: not printed (so a row of a targets table can be passed as is).
     level : float
         Confidence level of the printed CI.
     subsets : bool
@@ -1509,9 +1592,17 @@ def audit(data, estimate, ci=None, *, decimals: int | None = None, family: str |
     if not 0 < float(level) < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
     level = float(level)
+    def _missing(x):
+        return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x)) or \
+            (isinstance(x, str) and x.strip().lower() in ("", "nan", "na", "nr"))
+
+    if decimals is not None and _missing(decimals):
+        decimals = None
     est = Printed.parse(estimate, decimals, what="estimate")
     dec = est.decimals
     lb = ub = None
+    if ci is not None and all(_missing(x) for x in ci):
+        ci = None
     if ci is not None:
         if len(ci) != 2:
             raise ValueError("ci must be a pair (lower, upper)")
@@ -1519,7 +1610,7 @@ def audit(data, estimate, ci=None, *, decimals: int | None = None, family: str |
         ub = Printed.parse(ci[1], dec, what="ci upper bound")
         if not lb.value <= est.value <= ub.value:
             raise ValueError(f"the CI ({lb.value:g}, {ub.value:g}) does not contain the estimate {est.value:g}")
-    pp = None if p is None else Printed.parse(p, what="p-value")
+    pp = None if _missing(p) else Printed.parse(p, what="p-value")
     if pp is not None and not 0 <= pp.value <= 1:
         raise ValueError(f"p-value must be between 0 and 1, got {pp.value:g}")
     if est.relation != "=" or (lb is not None and (lb.relation != "=" or ub.relation != "=")):

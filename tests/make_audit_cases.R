@@ -161,6 +161,14 @@ iv_case("normand_MD_HS_z", "continuous", normand, "MD", "HS")
 iv_case("prepost_SMCR_REML_z", "prepost", prepost, "SMCR", "REML")
 iv_case("prepost_SMCC_DL_knha", "prepost", prepost, "SMCC", "DL", "knha")
 iv_case("prepost_MC_FE_z", "prepost", prepost, "MC", "FE")
+iv_case("missing_SMCR_FE_z", "prepost", prepost[1:3, ], "SMCR", "FE",
+        hidden = list(study = "hidden", mean_pre = 12, sd_pre = 4, mean_post = 8.6, sd_post = 3.7, n = 40))
+iv_case("missing_SMD_DL_z", "continuous", normand[1:5, ], "SMD", "DL",
+        hidden = list(study = "hidden", mean_treat = 30, sd_treat = 20, n_treat = 25, mean_ctrl = 42,
+                      sd_ctrl = 20, n_ctrl = 25))
+iv_case("missing_MD_FE_z", "continuous", normand[1:5, ], "MD", "FE",
+        hidden = list(study = "hidden", mean_treat = 30, sd_treat = 20, n_treat = 25, mean_ctrl = 42,
+                      sd_ctrl = 20, n_ctrl = 25))
 
 meta <- list(metafor = as.character(packageVersion("metafor")),
              metadat = as.character(packageVersion("metadat")), R = R.version.string,

@@ -10,7 +10,6 @@ Outside references:
 * The crude pooled proportion sum(events)/sum(total) in closed form (missing-study search).
 """
 import json
-import math
 import subprocess
 import sys
 import time
@@ -130,7 +129,8 @@ def test_pruning_bound_loses_nothing(monkeypatch):
             for e in pruned.reproducing] == key
 
 
-@pytest.mark.parametrize("case", MISSING, ids=[c["case"] for c in MISSING])
+@pytest.mark.parametrize("case", [c for c in MISSING if c["family"] == "proportion"],
+                         ids=lambda c: c["case"])
 def test_missing_search_finds_the_hidden_row(case):
     pr = case["printed"]["3"]
     res = audit(_table(case), pr["estimate"], (pr["ci_lb"], pr["ci_ub"]), missing=True, max_n=120,
@@ -140,6 +140,44 @@ def test_missing_search_finds_the_hidden_row(case):
     assert models, f"{case['case']}: generating model not among {len(res.missing['models'])} models"
     found = [row for m in models for row in m["by_total"] if row[0] == h["total"]]
     assert any(lo <= h["events"] <= hi for _, lo, hi in found), found
+
+
+@pytest.mark.parametrize("case", [c for c in MISSING if c["model"]["measure"] in ("SMD", "SMCR")],
+                         ids=lambda c: c["case"])
+def test_missing_search_standardised_region(case):
+    """The hidden row's (d, n) lies in the region found for the generating model (d sampled at
+    21 points between the bisected ends of the estimate band, so up to 1/20 of it is unresolved)."""
+    pr = case["printed"]["3"]
+    res = audit(_table(case), pr["estimate"], (pr["ci_lb"], pr["ci_ub"]), missing=True, max_n=120,
+                missing_detail=None)
+    h = case["hidden"]
+    if case["model"]["measure"] == "SMD":
+        n, d = h["n_treat"] + h["n_ctrl"], (h["mean_treat"] - h["mean_ctrl"]) / h["sd_treat"]
+    else:
+        n, d = h["n"], (h["mean_post"] - h["mean_pre"]) / h["sd_pre"]
+    models = [m for m in res.missing["models"] if _is_model(m, case["model"])]
+    assert models, f"{case['case']}: generating model not among {len(res.missing['models'])} models"
+    rows = [row for row in models[0]["by_n"] if row[0] == n]
+    assert rows, models[0]["summary"]
+    _, lo, hi = rows[0]
+    assert lo - 0.002 <= d <= hi + 0.002, (d, lo, hi)
+
+
+def test_missing_search_raw_solution_refits():
+    """A remainder reported for MD (effect, SE) reproduces the printed numbers when added to the
+    table and refitted with metapool.models.fit (validated against metafor rma)."""
+    from metapool.effects import escalc
+    from metapool.models import fit
+
+    case = next(c for c in MISSING if c["model"]["measure"] == "MD")
+    pr = case["printed"]["2"]
+    res = audit(_table(case), pr["estimate"], missing=True, max_n=120, missing_detail=None)
+    m = next(m for m in res.missing["models"] if _is_model(m, case["model"]))
+    se, lo, hi = m["by_n"][len(m["by_n"]) // 2]
+    es = escalc("MD", pd.DataFrame(case["table"]))
+    for y in (lo, hi):
+        f = fit(np.r_[es.yi, y], np.r_[es.vi, se ** 2], method="FE")
+        assert abs(f.estimate - float(pr["estimate"])) <= 0.005 + 1e-9
 
 
 def test_sri4_scale_and_implied_n():
@@ -222,6 +260,15 @@ def test_printed_parsing():
     assert Printed.parse("p = .04").value == 0.04
     with pytest.raises(ValueError):
         Printed.parse("abc")
+
+
+def test_unprinted_values_as_nan():
+    """A row of a targets table can be passed as is: NaN / empty CI, p and decimals mean 'not printed'."""
+    data = {"study": ["He2020", "JICR2019"], "events": [7, 10], "total": [13, 18]}
+    a = audit(data, 0.548, (float("nan"), float("nan")), p=float("nan"), decimals=3.0)
+    b = audit(data, "0.548")
+    assert a.inputs["ci_lb"] is None and a.inputs["p"] is None
+    assert a.to_dict()["reproducing"] == b.to_dict()["reproducing"]
 
 
 def test_bad_arguments():

@@ -908,7 +908,7 @@ def _mh_peto_batch(cols, Mf):
     return out
 
 
-def _run_counts(cols, masks, configs, zero_study, coll, chunk=65536):
+def _run_counts(cols, masks, configs, zero_study, coll, measures=_MEASURES["binary"], chunk=65536):
     z = _zcrit(coll.level)
     for s in range(0, masks.shape[0], chunk):
         Mb = masks[s:s + chunk]
@@ -917,6 +917,8 @@ def _run_counts(cols, masks, configs, zero_study, coll, chunk=65536):
         hz = (Mb @ zero_study.astype(np.int64)) > 0
         k = Mb.sum(axis=1)
         for name, (measure, mu, se) in _mh_peto_batch(cols, Mf).items():
+            if measure not in measures:
+                continue
             ok = np.flatnonzero(np.isfinite(mu) & np.isfinite(se) & (se > 0))
             if ok.size == 0:
                 continue
@@ -1293,12 +1295,12 @@ def _search_missing(kind, cols, study, variants, printed, boxes, level, max_n, r
         descriptions.append(f"One remainder row (events x, total n) added to the {k0} table studies; all "
                             f"{x.size:,} pairs with 1 <= n <= {max_n}, 0 <= x <= n searched.")
     else:
-        cont = _continuous_candidates(kind, variants, boxes, est, max_n, r)
+        cont = _continuous_candidates(kind, variants, boxes, est, max_n, r, level)
         descriptions += [d for _, _, d in cont.values()]
-        descriptions.append("Candidates: for each n (or SE) the pooled estimate of every method is scanned over "
-                            "401 effect values; where it meets the printed estimate, the crossing points are "
-                            "bisected and 21 points between them are evaluated with every model (so region "
-                            "edges set by the CI are resolved to 1/20 of that sub-interval).")
+        descriptions.append("Search: s on 121 log-spaced values around the table's SEs (30-fold either way), y "
+                            "on 401 values; the ends of the estimate band and, with a CI, of the CI-width band "
+                            "are bisected, and points between them are evaluated with every model (see "
+                            "metapool.audit._continuous_points).")
     cache = {}
     for sv in variants:
         if kind == "proportion":
@@ -1325,8 +1327,8 @@ def _search_missing(kind, cols, study, variants, printed, boxes, level, max_n, r
             param, g, _ = cont[sv.measure]
             if g["effect"].size == 0:
                 continue
-            yi, vi, ok = _rem_yv(kind, sv.measure, g["effect"], g[param.split(",")[1]], r)
-            rem = {"yi": yi, "vi": vi, "ok": ok, "zero": np.zeros(yi.size, bool)}
+            yi, vi = g["effect"], g["se"] ** 2
+            rem = {"yi": yi, "vi": vi, "ok": np.isfinite(yi) & (vi > 0), "zero": np.zeros(yi.size, bool)}
         for blk in _missing_blocks(sv, rem, public_zero, add_to_all):
             _run_block(blk, coll, boxes, True)
     # solutions per model: a model (with its cc label) reproduces for every remainder whose
@@ -1349,18 +1351,18 @@ def _search_missing(kind, cols, study, variants, printed, boxes, level, max_n, r
         param, g = ("events,total", grid) if kind == "proportion" else cont[measure][:2]
         e = {"measure": measure, "method": method, "test": test, "cc": labs[0],
              "cc_equivalent": labs[1:], "vtype": vtype, "k": k0 + 1, "distance": 0.0}
-        e.update(_summarise_region(param, g, np.array(sorted(cfgs))))
+        e.update(_summarise_region(param, g, np.array(sorted(cfgs)), measure, r))
         models.append(e)
     models.sort(key=lambda e: _rank_key(e, k0 + 1))
     if detail is not None:
         for e in models[detail:]:   # the full per-total / per-n listing for the best models only
             e.pop("by_total", None)
-            e.pop("by_n", None)
+            e.pop("by_se", None)
     return {"supported": True, "description": " ".join(dict.fromkeys(descriptions)),
             "max_n": max_n, "evaluated": coll.evaluated, "pruned": coll.pruned, "models": models}
 
 
-def _summarise_region(param, g, cfgs):
+def _summarise_region(param, g, cfgs, measure=None, r=None):
     """Summary of the remainder values (configurations ``cfgs`` of grid ``g``) of one model."""
     if param == "events,total":
         x, n = g["events"][cfgs], g["total"][cfgs]
@@ -1380,148 +1382,233 @@ def _summarise_region(param, g, cfgs):
                             f"events {int(x.min())}-{int(x.max())}, remainder rate "
                             f"{rate.min():.3f}-{rate.max():.3f}; smallest totals: "
                             + ", ".join(f"{a}/{b}" for a, b in smallest[:3]))}
-    name = param.split(",")[1]
-    eff, other = g["effect"][cfgs], g[name][cfgs]
-    order = np.lexsort((eff, other))
-    eff, other = eff[order], other[order]
-    uo, start = np.unique(other, return_index=True)
-    end = np.r_[start[1:], other.size]
-    by = [[float(o), float(eff[a]), float(eff[b - 1])] for o, a, b in zip(uo, start, end)]
-    return {"parametrisation": param, "n_solutions": int(cfgs.size),
-            f"{name}_min": float(other.min()), f"{name}_max": float(other.max()),
-            "effect_min": float(eff.min()), "effect_max": float(eff.max()), "by_n": by,
-            "summary": (f"{cfgs.size:,} grid points: {name} {other.min():.4g}-{other.max():.4g}, "
-                        f"remainder effect {eff.min():.4g}-{eff.max():.4g}")}
+    eff, se = g["effect"][cfgs], g["se"][cfgs]
+    order = np.lexsort((eff, se))
+    eff, se = eff[order], se[order]
+    us, start = np.unique(se, return_index=True)
+    end = np.r_[start[1:], se.size]
+    by = [[float(o), float(eff[a]), float(eff[b - 1])] for o, a, b in zip(us, start, end)]
+    out = {"parametrisation": param, "n_solutions": int(cfgs.size),
+           "se_min": float(se.min()), "se_max": float(se.max()),
+           "effect_min": float(eff.min()), "effect_max": float(eff.max()), "by_se": by}
+    text = (f"{cfgs.size:,} points: remainder effect {eff.min():.4g} to {eff.max():.4g}, "
+            f"SE {se.min():.4g} to {se.max():.4g}")
+    neq = _n_equivalent(measure, eff, se, r)
+    if neq is not None:
+        out.update(n_equivalent_min=float(neq.min()), n_equivalent_max=float(neq.max()))
+        text += f" (one study of n = {neq.min():.1f} to {neq.max():.1f})"
+    out["summary"] = text
+    return out
 
 
-def _std_rows(kind, measure, d, n, r):
-    """escalc input rows of a remainder with standardised effect d and total n (see below)."""
-    one, zero = np.ones_like(d), np.zeros_like(d)
-    rr = np.full_like(d, DEFAULT_R if r is None else float(r))
-    if measure == "SMD":
-        return {"mean_treat": d, "sd_treat": one, "n_treat": n / 2, "mean_ctrl": zero, "sd_ctrl": one,
-                "n_ctrl": n / 2}
-    if measure == "SMCR":
-        return {"mean_pre": zero, "sd_pre": one, "mean_post": d, "sd_post": one, "n": n, "r": rr}
-    return {"mean_pre": zero, "sd_pre": one, "mean_post": d * np.sqrt(2 - 2 * rr), "sd_post": one, "n": n,
-            "r": rr}
+def _n_equivalent(measure, y, se, r):
+    """Sample size of one study with effect y and standard error se (standardised measures).
+
+    escalc large-sample variances: SMD ``4/n + y^2/(2n)`` (two equal arms), SMCR
+    ``2(1-r)/n + y^2/(2n)``, SMCC ``1/n + y^2/(2n)``; None for raw measures (n and SD trade off).
+    """
+    rr = DEFAULT_R if r is None else float(r)
+    a = {"SMD": 4.0, "SMCR": 2 * (1 - rr), "SMCC": 1.0}.get(measure)
+    if a is None:
+        return None
+    return (a + np.asarray(y) ** 2 / 2) / np.asarray(se) ** 2
 
 
-def _rem_yv(kind, measure, d, s, r):
-    """Remainder yi, vi, ok for parameters (d, s): (effect, SE) or (standardised d, total n)."""
-    if measure in _RAW_CONT:
-        return d, s ** 2, np.ones(d.size, dtype=bool)
-    yi, vi, _, ok = _remainder_effects(kind, measure, None, _std_rows(kind, measure, d, s, r), r)
-    return yi, vi, ok
-
-
-def _mu_with(sv, yi, vi, method):
-    """Pooled estimate of the table plus one remainder row (yi, vi arrays), for one method."""
-    B, k0 = yi.size, sv.yi.size
-    Y = np.concatenate([np.broadcast_to(sv.yi, (B, k0)), yi[:, None]], axis=1)
-    V = np.concatenate([np.broadcast_to(sv.vi, (B, k0)), vi[:, None]], axis=1)
+def _pooled_with(sv, y, s, method, test, level):
+    """Pooled estimate and CI half-width of the table plus one row (y, SE s), for one model."""
+    B, k0 = y.size, sv.yi.size
+    Y = np.concatenate([np.broadcast_to(sv.yi, (B, k0)), y[:, None]], axis=1)
+    V = np.concatenate([np.broadcast_to(sv.vi, (B, k0)), (s ** 2)[:, None]], axis=1)
     M = np.ones((B, k0 + 1), dtype=bool)
     tau2 = np.zeros(B) if method == "FE" else _tau2._tau2_core(Y, V, M, method)[0]
-    return _pool(Y, V, M, tau2)[0]
+    mu, vb, rss = _pool(Y, V, M, tau2)
+    if test == "knha":
+        df = float(k0)
+        s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / df)
+        half = -special.stdtrit(df, (1 - level) / 2) * np.sqrt(vb * s2w)
+    else:
+        half = _zcrit(level) * np.sqrt(vb)
+    return mu, half
 
 
-def _continuous_points(kind, sv, e0, e1, s_grid, d_lo, d_hi, r, n_scan=401, n_sample=21, iters=40):
-    """Candidate remainders (d, s) whose pooled estimate can fall in the estimate box [e0, e1].
+def _bisect(f, lo, hi, target, iters=14):
+    """Vectorised root of ``f(x) = target`` on brackets [lo, hi] (f monotone in each bracket).
 
-    For every s of ``s_grid`` and every method, the pooled estimate is scanned on ``n_scan``
-    values of d in [d_lo, d_hi]; in each scan cell where it meets the box, the d values where it
-    equals e0 and e1 are found by bisection (the estimate is assumed monotone within a cell of
-    width (d_hi - d_lo)/(n_scan - 1)), and ``n_sample`` points are placed on the sub-interval
-    between them.  The caller evaluates every model on these points.
+    Regula falsi with the Illinois modification (superlinear for smooth f, and the bracket is
+    kept, so the result always lies in [lo, hi]); rows whose bracket does not contain the
+    target return the nearer end.
     """
-    grid = np.linspace(d_lo, d_hi, n_scan)
-    D = np.tile(grid, s_grid.size)
-    S = np.repeat(s_grid, n_scan)
-    yi, vi, ok = _rem_yv(kind, sv.measure, D, S, r)
-    pts_d, pts_s = [], []
+    lo, hi = np.asarray(lo, dtype=float).copy(), np.asarray(hi, dtype=float).copy()
+    target = np.broadcast_to(np.asarray(target, dtype=float), lo.shape)
+    fl, fh = f(lo) - target, f(hi) - target
+    x = np.where(np.abs(fl) <= np.abs(fh), lo, hi)
+    side = np.zeros(lo.shape, dtype=int)
+    for _ in range(iters):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            xn = np.where(fh != fl, hi - fh * (hi - lo) / (fh - fl), 0.5 * (lo + hi))
+        xn = np.where(np.isfinite(xn) & (xn >= np.minimum(lo, hi)) & (xn <= np.maximum(lo, hi)), xn, 0.5 * (lo + hi))
+        fx = f(xn) - target
+        same_lo = np.sign(fx) == np.sign(fl)
+        # replace the end with the same sign; halve the kept end's value twice in a row (Illinois)
+        lo = np.where(same_lo, xn, lo)
+        fl_new = np.where(same_lo, fx, np.where(side == -1, fl / 2, fl))
+        hi = np.where(same_lo, hi, xn)
+        fh_new = np.where(same_lo, np.where(side == 1, fh / 2, fh), fx)
+        side = np.where(same_lo, 1, -1)
+        fl, fh = fl_new, fh_new
+        x = xn
+    return x
+
+
+def _estimate_band(sv, s_row, y_grid, e0, e1, method, level):
+    """For each SE s, the intervals of remainder effects y whose pooled estimate lies in [e0, e1].
+
+    The pooled estimate is scanned on ``y_grid``; in each grid cell where it meets the band, the
+    ends are bisected (the estimate is assumed monotone within a cell).  Returns arrays
+    (s, y_start, y_end), one entry per cell.
+    """
+    G = y_grid.size
+    Yg = np.tile(y_grid, s_row.size)
+    Sg = np.repeat(s_row, G)
+    mu = _pooled_with(sv, Yg, Sg, method, "z", level)[0].reshape(s_row.size, G)
+    m0, m1 = mu[:, :-1], mu[:, 1:]
+    with np.errstate(invalid="ignore"):
+        hit = (np.fmax(m0, m1) >= e0) & (np.fmin(m0, m1) <= e1)
+    ri, cj = np.nonzero(hit)
+    if ri.size == 0:
+        return np.empty(0), np.empty(0), np.empty(0)
+    a, b = y_grid[cj], y_grid[cj + 1]
+    ma, mb = m0[ri, cj], m1[ri, cj]
+    sc = s_row[ri]
+    inc = mb >= ma
+
+    def f(y):
+        return _pooled_with(sv, y, sc, method, "z", level)[0]
+
+    start_t, end_t = np.where(inc, e0, e1), np.where(inc, e1, e0)
+    y_start = np.where(np.where(inc, ma < e0, ma > e1), _bisect(f, a, b, start_t), a)
+    y_end = np.where(np.where(inc, mb > e1, mb < e0), _bisect(f, a, b, end_t), b)
+    return sc, y_start, y_end
+
+
+def _continuous_points(sv, box_e, box_l, box_u, s_grid, y_grid, level, n_sample=11):
+    """Candidate remainders (y, s) -- effect and SE -- for continuous, pre/post and generic data.
+
+    Estimate only: for every s of ``s_grid`` and every method, the effects whose pooled estimate
+    falls in the printed band (:func:`_estimate_band`), sampled at ``2 n_sample - 1`` points.
+    With a CI: along the curve ``y*(s)`` on which the pooled estimate equals the printed one,
+    the CI half-width of each model is computed on the s grid; where it meets the printed band
+    of half-widths, the band's ends in s are bisected (the half-width assumed monotone within a
+    grid cell of s) and ``n_sample`` values of s between them, each with ``n_sample`` effects
+    across its estimate band, are the candidates.  Every model is then evaluated on them.
+    """
+    e0, e1 = box_e
+    ec = 0.5 * (e0 + e1)
+    pts_y, pts_s = [], []
+
+    def sample(sc, ya, yb, m):
+        frac = np.linspace(0.0, 1.0, m)
+        pts_y.append((ya[:, None] + (yb - ya)[:, None] * frac[None, :]).ravel())
+        pts_s.append(np.repeat(sc, m))
+
     for method in METHODS:
-        mu = np.full(D.size, np.nan)
-        if ok.any():
-            mu[ok] = _mu_with(sv, yi[ok], vi[ok], method)
-        mu = mu.reshape(s_grid.size, n_scan)
-        m0, m1 = mu[:, :-1], mu[:, 1:]
-        with np.errstate(invalid="ignore"):
-            hit = (np.fmax(m0, m1) >= e0) & (np.fmin(m0, m1) <= e1)
-        ri, cj = np.nonzero(hit)
-        if ri.size == 0:
+        if method == "EB":   # metapool's EB tau2 is the PM root: same candidates
             continue
-        a, b = grid[cj], grid[cj + 1]
-        ma, mb = m0[ri, cj], m1[ri, cj]
-        s_c = s_grid[ri]
-        inc = mb >= ma
+        if box_l is None:
+            sc, ya, yb = _estimate_band(sv, s_grid, y_grid, e0, e1, method, level)
+            if sc.size:
+                sample(sc, ya, yb, 2 * n_sample - 1)
+            continue
+        (l0, l1), (u0, u1) = box_l, box_u
+        h_lo, h_hi = max(0.0, (u0 - l1) / 2), (u1 - l0) / 2
+        # the curve y*(s): pooled estimate = centre of the printed estimate band
+        sc, ya, _ = _estimate_band(sv, s_grid, y_grid, ec, ec, method, level)
+        if sc.size == 0:
+            continue
+        for test in TESTS:
+            half = _pooled_with(sv, ya, sc, method, test, level)[1]
+            # consecutive grid values of s (same branch of the curve: keep the order of cells)
+            order = np.lexsort((ya, sc))
+            s_o, y_o, h_o = sc[order], ya[order], half[order]
+            pairs = np.flatnonzero((np.searchsorted(s_grid, s_o[1:]) == np.searchsorted(s_grid, s_o[:-1]) + 1))
+            ins = np.flatnonzero((h_o >= h_lo) & (h_o <= h_hi))
+            cand_s = [s_o[ins]]
+            if pairs.size:
+                i, j = pairs, pairs + 1
+                cross = (np.fmax(h_o[i], h_o[j]) >= h_lo) & (np.fmin(h_o[i], h_o[j]) <= h_hi)
+                i, j = i[cross], j[cross]
+                if i.size:
+                    y_lo, y_hi = np.minimum(y_o[i], y_o[j]), np.maximum(y_o[i], y_o[j])
+                    pad = 0.5 * (y_hi - y_lo) + 1e-12
 
-        def solve(target):
-            lo, hi = a.copy(), b.copy()
-            for _ in range(iters):
-                mid = 0.5 * (lo + hi)
-                yv, vv, okm = _rem_yv(kind, sv.measure, mid, s_c, r)
-                mm = np.full(mid.size, np.nan)
-                if okm.any():
-                    mm[okm] = _mu_with(sv, yv[okm], vv[okm], method)
-                below = np.where(inc, mm < target, mm > target)
-                lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-            return 0.5 * (lo + hi)
+                    def ystar(s_vals, y_lo=y_lo, y_hi=y_hi, pad=pad):
+                        def f(y):
+                            return _pooled_with(sv, y, s_vals, method, "z", level)[0]
+                        return _bisect(f, y_lo - pad, y_hi + pad, np.full(s_vals.size, ec))
 
-        # increasing: from d(e0) (or a) to d(e1) (or b); decreasing: mirrored
-        start_t = np.where(inc, e0, e1)
-        end_t = np.where(inc, e1, e0)
-        reach_start = np.where(inc, ma < e0, ma > e1)
-        reach_end = np.where(inc, mb > e1, mb < e0)
-        d_start = np.where(reach_start, solve(start_t), a)
-        d_end = np.where(reach_end, solve(end_t), b)
-        frac = np.linspace(0.0, 1.0, n_sample)
-        pts_d.append((d_start[:, None] + (d_end - d_start)[:, None] * frac[None, :]).ravel())
-        pts_s.append(np.repeat(s_c, n_sample))
-    if not pts_d:
+                    def hfun(s_vals):
+                        return _pooled_with(sv, ystar(s_vals), s_vals, method, test, level)[1]
+
+                    sa, sb = s_o[i], s_o[j]
+                    ha, hb = h_o[i], h_o[j]
+                    inc = hb >= ha
+                    lo_t, hi_t = np.where(inc, h_lo, h_hi), np.where(inc, h_hi, h_lo)
+                    s_from = np.where(np.where(inc, ha < h_lo, ha > h_hi),
+                                      _bisect(hfun, sa, sb, lo_t), sa)
+                    s_to = np.where(np.where(inc, hb > h_hi, hb < h_lo),
+                                    _bisect(hfun, sa, sb, hi_t), sb)
+                    frac = np.linspace(0.0, 1.0, n_sample)
+                    cand_s.append((s_from[:, None] + (s_to - s_from)[:, None] * frac[None, :]).ravel())
+            s_c = np.unique(np.concatenate(cand_s))
+            if s_c.size == 0:
+                continue
+            # the estimate band at each candidate s: bracket around the curve, then bisect
+            sc2, ya2, yb2 = _estimate_band(sv, s_c, y_grid, e0, e1, method, level)
+            if sc2.size:
+                sample(sc2, ya2, yb2, n_sample)
+    if not pts_y:
         return np.empty(0), np.empty(0)
-    P = np.unique(np.column_stack([np.concatenate(pts_s), np.concatenate(pts_d)]), axis=0)
+    P = np.unique(np.column_stack([np.concatenate(pts_s), np.concatenate(pts_y)]), axis=0)
     return P[:, 1], P[:, 0]
 
 
-def _continuous_candidates(kind, variants, boxes, est, max_n, r):
-    """Remainder candidates per measure: measure -> (param, grid dict, description)."""
+def _continuous_candidates(kind, variants, boxes, est, max_n, r, level):
+    """Remainder candidates per measure: measure -> ("effect,se", {effect, se}, description).
+
+    The remainder row is described on the analysis scale by its effect y and standard error s
+    (for standardised measures also by the equivalent n of one study, see :func:`_n_equivalent`).
+    s runs over 121 log-spaced values in [s_med/30, 30 s_med] (s_med: median SE of the table),
+    y over 401 values in ``estimate +- 50 max(max |y_i - estimate|, s_med)``.
+    """
     out = {}
     for sv in variants:
         if sv.measure in out:
             continue
-        (e0, e1), _, _ = boxes(sv.measure, None, 1)
-        e0, e1 = float(e0[0]), float(e1[0])
-        se_pub = np.sqrt(sv.vi[np.isfinite(sv.vi)])
-        if sv.measure in _RAW_CONT:
-            se_med = float(np.median(se_pub))
-            s_grid = np.geomspace(se_med / 30, se_med * 30, 121)
-            span = 50 * max(float(np.max(np.abs(sv.yi - est.value))), se_med)
-            d_lo, d_hi = est.value - span, est.value + span
-            d, s = _continuous_points(kind, sv, e0, e1, s_grid, d_lo, d_hi, r)
-            text = (f"{sv.measure}: one remainder row with effect y (in [{d_lo:.4g}, {d_hi:.4g}]) and standard "
-                    f"error s (121 log-spaced values in [{s_grid[0]:.3g}, {s_grid[-1]:.3g}], steps of 6 %; "
-                    "when a CI is printed, the band of s it allows can be narrower than a step and be missed)"
-                    + ("; SD = s sqrt(n)" if sv.measure == "MC" else
-                       "; SD = s sqrt(n)/2 for two equal arms of n/2" if sv.measure == "MD" else "") + ".")
-            out[sv.measure] = ("effect,se", {"effect": d, "se": s}, text)
-        else:
-            s_grid = np.unique(np.r_[np.arange(4, min(max_n, 100) + 1), np.arange(100, max_n + 1, 10)])
-            s_grid = s_grid[s_grid <= max_n].astype(float)
-            if sv.measure == "SMD":
-                s_grid = s_grid[s_grid % 2 == 0]
-            d, s = _continuous_points(kind, sv, e0, e1, s_grid, -10.0, 10.0, r)
-            rr = DEFAULT_R if r is None else float(r)
-            text = (f"{sv.measure}: one remainder row with standardised effect d (mean difference / SD, before "
-                    f"Hedges' correction; searched in [-10, 10]) and total n (4..{max_n}: every n up to 100, "
-                    f"then every 10)" + (" in two equal arms" if sv.measure == "SMD" else f", r = {rr:g}") + ".")
-            out[sv.measure] = ("effect,n", {"effect": d, "n": s}, text)
+        be, bl, bu = boxes(sv.measure, None, 1)
+        be = (float(be[0][0]), float(be[1][0]))
+        if bl is not None:
+            bl = (float(bl[0][0]), float(bl[1][0]))
+            bu = (float(bu[0][0]), float(bu[1][0]))
+        se_med = float(np.median(np.sqrt(sv.vi[np.isfinite(sv.vi)])))
+        s_grid = np.geomspace(se_med / 30, se_med * 30, 121)
+        span = 50 * max(float(np.max(np.abs(sv.yi - est.value))), se_med)
+        y_grid = np.linspace(est.value - span, est.value + span, 401)
+        y, s_ = _continuous_points(sv, be, bl, bu, s_grid, y_grid, level)
+        what = {"SMD": "a two-group study with equal arms", "SMCR": "a pre/post study",
+                "SMCC": "a pre/post study"}.get(sv.measure)
+        text = (f"{sv.measure}: one remainder row with effect y (analysis scale) and standard error s; "
+                + (f"n_equivalent: the total n of {what} with that (y, s). " if what else
+                   ("SD = s sqrt(n) for any n. " if sv.measure == "MC" else
+                    "SD = s sqrt(n)/2 for two equal arms of n/2. " if sv.measure == "MD" else "")))
+        out[sv.measure] = ("effect,se", {"effect": y, "se": s_}, text)
     return out
 
 
 def audit(data, estimate, ci=None, *, decimals: int | None = None, family: str | None = None,
           p=None, level: float = 0.95, subsets: bool = False, missing: bool = False,
           max_n: int = 1000, r: float | None = None, max_list: int = 100,
-          glmm: bool = True, add_to_all: bool = False, missing_detail: int | None = 5) -> AuditResult:
+          glmm: bool = True, add_to_all: bool = False, missing_detail: int | None = 5,
+          measures=None) -> AuditResult:
     """Audit a printed pooled estimate against a table of studies.
 
     Parameters
@@ -1559,8 +1646,12 @@ def audit(data, estimate, ci=None, *, decimals: int | None = None, family: str |
         Reproducing entries kept in the result (all are counted in ``n_reproducing``).
     glmm : bool
         Fit the binomial-normal GLMM for proportions (per fit, ~0.1 s each).
+    measures : sequence of str, optional
+        Evaluate only these measures of the family (default all: PR PLO PAS PFT; OR RR RD PETO
+        (MH and Peto follow OR/RR/RD and PETO); SMD MD; SMCR SMCC MC; GEN), e.g. ``("SMCR",
+        "SMCC")`` when the paper printed an SMD of pre/post data.
     missing_detail : int or None
-        The missing search lists every remainder (``by_total`` / ``by_n``) for this many of its
+        The missing search lists every remainder (``by_total`` / ``by_se``) for this many of its
         best-ranked models (all when None); the others get a summary.
     add_to_all : bool
         Also evaluate add = 1/2 to every study of configurations *without* zero cells (metafor
@@ -1637,7 +1728,14 @@ def audit(data, estimate, ci=None, *, decimals: int | None = None, family: str |
                      "listed once, with test 'z' (its knha twin reproduces equally)")
 
     # ---------------------------------------------------------------- which method / studies
-    measures = _MEASURES[kind]
+    if measures is None:
+        measures = _MEASURES[kind]
+    else:
+        measures = tuple(dict.fromkeys(str(m).upper() for m in ([measures] if isinstance(measures, str) else measures)))
+        bad = [m for m in measures if m not in _MEASURES[kind]]
+        if bad or not measures:
+            raise ValueError(f"measure {', '.join(bad) or '(none)'} is not one of the {_FAMILY_OF_KIND[kind]} "
+                             f"measures: {', '.join(_MEASURES[kind])}")
     variants = _study_variants(kind, cols, measures, r=r)
     zero_study = _count_zero(kind, cols)
     printed = [("estimate", est)]
@@ -1668,8 +1766,8 @@ def audit(data, estimate, ci=None, *, decimals: int | None = None, family: str |
     for blk in _blocks_for_masks(variants, masks, configs, zero_study, add_to_all):
         _run_block(blk, coll, boxes, lb is not None)
     if kind == "binary":
-        _run_counts(cols, masks, configs, zero_study, coll)
-    if kind == "proportion" and glmm:
+        _run_counts(cols, masks, configs, zero_study, coll, measures)
+    if kind == "proportion" and glmm and "PLO" in measures:
         if masks.shape[0] <= _GLMM_SUBSET_MAX:
             _run_glmm(cols, masks, configs, zero_study, coll)
         else:
@@ -1693,7 +1791,7 @@ def audit(data, estimate, ci=None, *, decimals: int | None = None, family: str |
     inputs = {"estimate": est.to_dict(), "ci_lb": lb.to_dict() if lb else None,
               "ci_ub": ub.to_dict() if ub else None, "p": pp.to_dict() if pp else None,
               "decimals": dec, "family": _FAMILY_OF_KIND[kind], "level": level, "k": k_table,
-              "studies": study, "subsets": bool(subsets), "missing": bool(missing),
+              "studies": study, "measures": list(measures), "subsets": bool(subsets), "missing": bool(missing),
               "max_n": int(max_n) if missing else None}
     return AuditResult(inputs=inputs, family=_FAMILY_OF_KIND[kind], ci_scales=tuple(consistent),
                        scale_checks=tuple(checks), implied_se=implied_se, implied_n=implied_n,
@@ -1726,6 +1824,8 @@ def add_cli_parser(sub) -> None:
     p.add_argument("--ci", nargs=2, metavar=("LOWER", "UPPER"), help="the printed confidence interval")
     p.add_argument("--decimals", type=int, help="printed decimals (default: those of --estimate)")
     p.add_argument("--family", choices=tuple(FAMILIES), help="data family (default: read from the columns)")
+    p.add_argument("--measure", action="append", metavar="MEASURE",
+                   help="only this measure of the family (repeat or comma-separate; default all)")
     p.add_argument("--p", dest="pvalue", metavar="P", help="the printed p-value (e.g. 0.001 or '<0.001')")
     p.add_argument("--level", type=float, default=0.95, help="confidence level of the CI (default 0.95)")
     p.add_argument("--subsets", action="store_true", help="search every subset of the rows (k <= 20)")
@@ -1759,7 +1859,9 @@ def cli_main(args) -> int:
     try:
         res = audit(table, args.estimate, args.ci, decimals=args.decimals, family=args.family, p=args.pvalue,
                     level=args.level, subsets=args.subsets, missing=args.missing, max_n=args.max_n,
-                    glmm=not args.no_glmm, add_to_all=args.add_to_all)
+                    glmm=not args.no_glmm, add_to_all=args.add_to_all,
+                    measures=None if not args.measure else [m.strip() for v in args.measure for m in v.split(",")
+                                                            if m.strip()])
     except ValueError as exc:
         return fail(exc)
     if args.format == "json":

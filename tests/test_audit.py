@@ -10,12 +10,12 @@ Outside references:
 * The crude pooled proportion sum(events)/sum(total) in closed form (missing-study search).
 """
 import json
+import math
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -142,42 +142,30 @@ def test_missing_search_finds_the_hidden_row(case):
     assert any(lo <= h["events"] <= hi for _, lo, hi in found), found
 
 
-@pytest.mark.parametrize("case", [c for c in MISSING if c["model"]["measure"] in ("SMD", "SMCR")],
-                         ids=lambda c: c["case"])
-def test_missing_search_standardised_region(case):
-    """The hidden row's (d, n) lies in the region found for the generating model (d sampled at
-    21 points between the bisected ends of the estimate band, so up to 1/20 of it is unresolved)."""
-    pr = case["printed"]["3"]
-    res = audit(_table(case), pr["estimate"], (pr["ci_lb"], pr["ci_ub"]), missing=True, max_n=120,
-                missing_detail=None)
-    h = case["hidden"]
-    if case["model"]["measure"] == "SMD":
-        n, d = h["n_treat"] + h["n_ctrl"], (h["mean_treat"] - h["mean_ctrl"]) / h["sd_treat"]
-    else:
-        n, d = h["n"], (h["mean_post"] - h["mean_pre"]) / h["sd_pre"]
-    models = [m for m in res.missing["models"] if _is_model(m, case["model"])]
-    assert models, f"{case['case']}: generating model not among {len(res.missing['models'])} models"
-    rows = [row for row in models[0]["by_n"] if row[0] == n]
-    assert rows, models[0]["summary"]
-    _, lo, hi = rows[0]
-    assert lo - 0.002 <= d <= hi + 0.002, (d, lo, hi)
-
-
-def test_missing_search_raw_solution_refits():
-    """A remainder reported for MD (effect, SE) reproduces the printed numbers when added to the
-    table and refitted with metapool.models.fit (validated against metafor rma)."""
+@pytest.mark.parametrize("case", [c for c in MISSING if c["family"] != "proportion"], ids=lambda c: c["case"])
+def test_missing_search_continuous_region(case):
+    """The hidden row's (yi, SE) -- escalc of the hidden row -- lies in the region found for the
+    generating model: at the searched SEs within 0.5 % of the hidden SE, the effect band (sampled
+    between its bisected ends) contains the hidden effect to within 0.2 % of the CI width."""
     from metapool.effects import escalc
-    from metapool.models import fit
 
-    case = next(c for c in MISSING if c["model"]["measure"] == "MD")
-    pr = case["printed"]["2"]
-    res = audit(_table(case), pr["estimate"], missing=True, max_n=120, missing_detail=None)
-    m = next(m for m in res.missing["models"] if _is_model(m, case["model"]))
-    se, lo, hi = m["by_n"][len(m["by_n"]) // 2]
-    es = escalc("MD", pd.DataFrame(case["table"]))
-    for y in (lo, hi):
-        f = fit(np.r_[es.yi, y], np.r_[es.vi, se ** 2], method="FE")
-        assert abs(f.estimate - float(pr["estimate"])) <= 0.005 + 1e-9
+    pr = case["printed"]["3"]
+    model = case["model"]
+    res = audit(_table(case), pr["estimate"], (pr["ci_lb"], pr["ci_ub"]), missing=True, missing_detail=None,
+                measures=[model["measure"]])
+    full = pd.concat([pd.DataFrame(case["table"]), pd.DataFrame([case["hidden"]])], ignore_index=True)
+    es = escalc(model["measure"], full)
+    y, se = es.yi[-1], math.sqrt(es.vi[-1])
+    models = [m for m in res.missing["models"] if _is_model(m, model)]
+    assert models, f"{case['case']}: generating model not among {len(res.missing['models'])} models"
+    m = models[0]
+    assert m["se_min"] <= se * 1.005 and m["se_max"] >= se * 0.995, m["summary"]
+    tol = 0.002 * (float(pr["ci_ub"]) - float(pr["ci_lb"]))
+    near = [row for row in m["by_se"] if abs(row[0] / se - 1) <= 0.005]
+    assert any(lo - tol <= y <= hi + tol for _, lo, hi in near), (y, near[:5])
+    if model["measure"] in ("SMD", "SMCR"):   # the equivalent one-study n brackets the hidden n
+        n = case["hidden"].get("n") or case["hidden"]["n_treat"] + case["hidden"]["n_ctrl"]
+        assert m["n_equivalent_min"] - 1 <= n <= m["n_equivalent_max"] + 1
 
 
 def test_sri4_scale_and_implied_n():
@@ -269,6 +257,14 @@ def test_unprinted_values_as_nan():
     b = audit(data, "0.548")
     assert a.inputs["ci_lb"] is None and a.inputs["p"] is None
     assert a.to_dict()["reproducing"] == b.to_dict()["reproducing"]
+
+
+def test_measures_restriction():
+    data = {"study": ["He2020", "JICR2019"], "events": [7, 10], "total": [13, 18]}
+    res = audit(data, "0.548", measures=["plo"])
+    assert res.n_reproducing > 0 and {e["measure"] for e in res.reproducing} == {"PLO"}
+    with pytest.raises(ValueError, match="proportion measures"):
+        audit(data, "0.548", measures=["SMD"])
 
 
 def test_bad_arguments():

@@ -7,7 +7,9 @@ usage: python benchmarks/bench_audit.py [--repeat N] [--out benchmarks/results_a
   ``prop16_sub_PLO_REML_z``: R metafor's PLO REML z on 7 of the 16 studies, printed to 3
   decimals), with the pruning bound and, once, without it (exhaustive);
 * the missing-study search of EVIDENCE.md §4 note 4 (ISR 33.1 % with He 2020 9/29 and
-  He 2016 5/40; remainders up to n = 1000).
+  He 2016 5/40; remainders up to n = 1000);
+* the continuous missing-study search (case ``missing_SMCR_FE_z``: three pre/post studies plus a
+  hidden fourth, metafor SMCR FE; the hidden row must lie in the region found).
 
 Each run checks its answer (the generating subset is found; the crude-proportion solutions equal
 the closed form), so a fast wrong answer cannot pass.  Reports the median wall-clock and CPU time.
@@ -84,6 +86,16 @@ def main(argv=None):
     assert got == want, "crude-proportion solutions differ from the closed form"
     rows.append(("missing study, ISR 33.1 %, n <= 1000 (500,500 remainders)", f"{res.missing['evaluated']:,}",
                  f"{res.missing['pruned']:,}", w, c))
+
+    mc = cases["missing_SMCR_FE_z"]
+    mpr = mc["printed"]["3"]
+    mtab = {k: [r[k] for r in mc["table"]] for k in mc["table"][0]}
+    w, c, res = _time(lambda: audit(mtab, mpr["estimate"], (mpr["ci_lb"], mpr["ci_ub"]), missing=True,
+                                    missing_detail=None), args.repeat)
+    m = [m for m in res.missing["models"] if (m["measure"], m["method"], m["test"]) == ("SMCR", "FE", "z")][0]
+    assert m["n_equivalent_min"] - 1 <= mc["hidden"]["n"] <= m["n_equivalent_max"] + 1, m["summary"]
+    rows.append(("missing study, pre/post (SMCR, SMCC, MC), region in (effect, SE)",
+                 f"{res.missing['evaluated']:,}", f"{res.missing['pruned']:,}", w, c))
 
     head = ("| search | model x configuration combinations evaluated | excluded by the bound | "
             "median wall (s) | median CPU (s) |\n|---|---:|---:|---:|---:|\n")

@@ -20,11 +20,29 @@ interval and p-value), :func:`audit` answers four questions:
    proportions -- evaluated in batched passes, and the list of those that reproduce every
    printed number to within half a printed unit, plus the nearest miss.
 3. **Which studies** (``subsets=True``): the same over every non-empty subset of the table's
-   rows (k <= 20), with a pruning bound for the iterative tau² estimators (see
-   :func:`_prune_candidates`).
+   rows (k <= 20).  A rigorous bound (:func:`_prune_candidates`, :func:`_refine_candidates`)
+   skips the subsets on which no tau² >= 0 can reproduce the printed numbers, so the
+   random-effects methods are computed only where they can still match; FE is computed on
+   every subset.  ``evaluated`` and ``pruned`` count the subset x model combinations computed
+   and skipped.
 4. **What the missing studies must contain** (``missing=True``): the aggregated remainder row
-   (events, total) -- or (effect, n) / (effect, SE) for continuous data -- that, added to the
-   table, reproduces the printed numbers, by a bounded batched search.
+   that, added to the table as one more study, reproduces the printed numbers.  Proportions:
+   every (events, total) pair with total <= ``max_n`` (exhaustive, batched, same bound).
+   Continuous, pre/post and generic data: a region in (effect, SE) of the remainder on the
+   analysis scale (with the equivalent one-study n for standardised measures), found by
+   scanning a grid and bisecting the ends of the estimate band and, with a CI, of the CI-width
+   band (:func:`_continuous_points`).  Not available for two-arm counts.
+
+JSON (:meth:`AuditResult.to_dict`)
+----------------------------------
+``inputs`` (printed numbers with decimals and relation, family, level, k, studies, measures,
+options), ``family``, ``ci_scales``, ``scale_checks``, ``implied_se`` (scale -> se, lo, hi),
+``implied_n`` (scale -> n, lo, hi, formula), ``p_check``, ``reproducing`` (list of ``measure,
+method, test, cc, cc_equivalent, vtype, k, studies, excluded, estimate, ci_lb, ci_ub, pval,
+tau2, distance``, best first), ``n_reproducing``, ``nearest`` (same keys), ``evaluated``,
+``pruned``, ``missing`` (``supported, description, max_n, evaluated, pruned, models``: per
+model the solutions -- ``by_total`` [total, events_min, events_max] or ``by_se`` [se,
+effect_min, effect_max] -- and a ``summary``), ``notes``.
 
 Models and their labels
 -----------------------

@@ -1122,7 +1122,7 @@ def _markdown(res: AuditResult) -> str:
     if inp.get("p"):
         head += f", p {inp['p']['text']}" if inp["p"]["relation"] != "=" else f", p = {inp['p']['text']}"
     lines = [f"# Audit of {head}", "",
-             f"{res.family} data, k = {inp['k']} studies; printed to {d} decimals "
+             f"{res.family} data, k = {inp['k']} {'study' if inp['k'] == 1 else 'studies'}; printed to {d} decimals "
              f"(each number stands for ±{10 ** -d / 2:g}).", ""]
     lines += ["## Scale", ""]
     if not inp.get("ci_lb"):
@@ -1160,7 +1160,8 @@ def _markdown(res: AuditResult) -> str:
         lines.append(f"None of {res.evaluated:,} model × study combinations evaluated reproduces the printed numbers.")
     if res.nearest:
         e = res.nearest
-        lines += ["", f"Nearest miss: {_model_label(e)} on {len(e['studies'])} studies gives "
+        ns = len(e["studies"])
+        lines += ["", f"Nearest miss: {_model_label(e)} on {ns} {'study' if ns == 1 else 'studies'} gives "
                       f"{_fmt(e['estimate'], d + 2)} ({_fmt(e['ci_lb'], d + 2)} to {_fmt(e['ci_ub'], d + 2)}), "
                       f"{e['distance']:.2f} printed units away."]
     if res.missing:

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--digits", type=int, default=None,
                       help="digits: significant for csv (default 12), decimals for md (default 4)")
     pool.add_argument("--outcome", help="pool only this outcome (tables with an `outcome` column)")
+    from .audit import add_cli_parser  # `metapool audit` (metapool/audit.py)
+    add_cli_parser(sub)
     return p
 
 
@@ -214,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    if args.command == "audit":
+        from .audit import cli_main
+        return cli_main(args)
     try:
         methods = _methods(args.method)
         df = _read(args.data)

@@ -79,7 +79,7 @@ from . import tau2 as _tau2
 from . import transforms as _tr
 from .effects import DEFAULT_R
 
-__all__ = ["audit", "AuditResult", "Printed", "FAMILIES", "METHODS", "TESTS", "MAX_SUBSET_K"]
+__all__ = ["audit", "audit_printed", "AuditResult", "Printed", "FAMILIES", "METHODS", "TESTS", "MAX_SUBSET_K"]
 
 FAMILIES = {"proportion": "proportion", "two-arm": "binary", "continuous": "continuous",
             "prepost": "prepost", "generic": "generic"}
@@ -273,6 +273,8 @@ def _check_scales(kind, est, lb, ub, level, n_ft):
     checks, implied_se, implied_n, consistent = [], {}, {}, []
     z = _zcrit(level)
     for scale in _scales_for(kind, est, lb, ub):
+        if scale == "freeman-tukey" and n_ft is None:
+            continue                       # the FT scale needs the studies' sizes (no table given)
         g = _SCALES[scale][0]
         n = n_ft if scale == "freeman-tukey" else None
         entry: dict = {"scale": scale}
@@ -1817,6 +1819,45 @@ def audit(data, estimate, ci=None, *, decimals: int | None = None, family: str |
                        p_check=p_check, reproducing=tuple(reproducing), n_reproducing=n_rep,
                        nearest=nearest, evaluated=coll.evaluated, pruned=coll.pruned,
                        missing=miss, notes=tuple(notes))
+
+
+def audit_printed(estimate, ci=None, *, decimals: int | None = None, family: str | None = None, p=None,
+                  level: float = 0.95) -> AuditResult:
+    """The checks of :func:`audit` that need no study table: on which scales the printed CI can be
+    symmetric around the printed estimate, the implied SE (and, for a raw or transformed
+    proportion, the implied number of patients) and whether a printed p-value agrees with the CI.
+
+    Used for published estimates without public study data.  The Freeman-Tukey scale needs the
+    studies' sizes, so it is not examined here.  Validated with :func:`audit` (same functions):
+    ``tests/test_audit.py`` checks both agree on SRI-4.
+    """
+    kind = FAMILIES.get(family or "continuous")
+    if kind is None:
+        raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
+
+    def _missing(x):
+        return x is None or (isinstance(x, (float, np.floating)) and math.isnan(x)) or \
+            (isinstance(x, str) and x.strip().lower() in ("", "nan", "na", "nr"))
+
+    decimals = None if decimals is not None and _missing(decimals) else decimals
+    est = Printed.parse(estimate, decimals, what="estimate")
+    lb = ub = None
+    if ci is not None and not all(_missing(x) for x in ci):
+        lb = Printed.parse(ci[0], est.decimals, what="ci lower bound")
+        ub = Printed.parse(ci[1], est.decimals, what="ci upper bound")
+    pp = None if _missing(p) else Printed.parse(p, what="p-value")
+    checks, implied_se, implied_n, consistent = _check_scales(kind, est, lb, ub, float(level), None)
+    checks = [c for c in checks if c["scale"] != "freeman-tukey"]
+    consistent = [c for c in consistent if c != "freeman-tukey"]
+    p_check = _check_p(kind, est, lb, ub, pp, float(level), consistent, None)
+    notes = ("no study table: only the printed numbers are examined (which scale, implied SE, p-value)",)
+    inputs = {"estimate": est.to_dict(), "ci_lb": lb.to_dict() if lb else None, "ci_ub": ub.to_dict() if ub else None,
+              "p": pp.to_dict() if pp else None, "decimals": est.decimals, "family": _FAMILY_OF_KIND[kind],
+              "level": float(level), "k": 0, "studies": [], "measures": [], "subsets": False, "missing": False,
+              "max_n": None}
+    return AuditResult(inputs=inputs, family=_FAMILY_OF_KIND[kind], ci_scales=tuple(consistent),
+                       scale_checks=tuple(checks), implied_se=implied_se, implied_n=implied_n, p_check=p_check,
+                       reproducing=(), n_reproducing=0, nearest=None, evaluated=0, pruned=0, notes=notes)
 
 
 def _glmm_order(variants, masks, est):

@@ -269,10 +269,11 @@ def _fmt(x, measure, decimals) -> str:
 
 def check_targets(analysis, ctx, targets: Sequence[Mapping]) -> list:
     """The :class:`TargetCheck` of every target naming ``analysis.outcome`` (in the outcome job)."""
-    return [check_target(analysis, ctx, t) for t in targets]
+    cache: dict = {}
+    return [check_target(analysis, ctx, t, cache) for t in targets]
 
 
-def check_target(analysis, ctx, target: Mapping) -> TargetCheck:
+def check_target(analysis, ctx, target: Mapping, cache: dict | None = None) -> TargetCheck:
     """Audit one target against the outcome's rows and classify the best match (see module doc)."""
     base = _base(target)
     if not math.isfinite(base["published_estimate"]):
@@ -282,14 +283,21 @@ def check_target(analysis, ctx, target: Mapping) -> TargetCheck:
         return TargetCheck(**base, status="no_public_data",
                            reason=f"No bundled study is in subgroup {base['subgroup']!r}.")
     labels = analysis.study_labels
-    audit = _audit(target, rows, ctx)
+    audit = _audit(target, rows, ctx, {} if cache is None else cache)
     best = _best(audit, rows) if audit is not None else None
     if best is not None:
         return _from_audit(base, audit, best, rows, labels)
     return _from_target_model(base, analysis, ctx, target, rows, labels, audit)
 
 
-def _audit(target, rows, ctx):
+#: Largest remainder total searched for "what the non-public studies must contain" in the pipeline
+#: (the command line searches up to 1000; this keeps an outcome job under ~1.5 CPU-s per target).
+MISSING_MAX_N = 200
+
+
+def _audit(target, rows, ctx, cache: dict):
+    """The audit of a target against these rows; targets that print the same numbers for the same
+    rows share one audit (a duplicate target costs nothing)."""
     from .audit import audit
 
     ci = None
@@ -301,15 +309,25 @@ def _audit(target, rows, ctx):
             if any(r.get(c) is not None for r in rows)]
     effects_rows = _with_means(rows, ctx)
     data = {c: [r.get(c) for r in effects_rows] for c in cols}
+    measures = None
+    kind = ctx.effects.kind
+    if kind == "prepost" and _text(target.get("published_measure")).upper() == "SMD":
+        measures = ("SMCR", "SMCC")          # an SMD printed for pre/post data is a standardised change
+    key = (tuple(map(str, (target.get("estimate"), ci, target.get("decimals"), target.get("p")))),
+           tuple(str(r["study"]) for r in rows), measures)
+    if key in cache:
+        return cache[key]
+    kw = dict(decimals=_decimals(target), p=_text(target.get("p")) or None, subsets=len(rows) <= 12,
+              r=ctx.spec.r, measures=measures)
     try:
-        return audit(data, _num(target.get("estimate")), ci, decimals=_decimals(target),
-                     p=_text(target.get("p")) or None, subsets=len(rows) <= 12, missing=False,
-                     r=ctx.spec.r)
-    except (ValueError, RuntimeError) as exc:
-        ctx_notes = getattr(ctx, "notes", None)
-        if ctx_notes is not None:
-            ctx_notes.append(f"audit of {target.get('target_id')}: {exc}")
-        return None
+        res = audit(data, _num(target.get("estimate")), ci, **kw)
+        if not res.reproducing and kind == "proportion":
+            # nothing reproduces: what would the studies that are not public have to contain?
+            res = audit(data, _num(target.get("estimate")), ci, missing=True, max_n=MISSING_MAX_N, **kw)
+    except (ValueError, RuntimeError):
+        res = None
+    cache[key] = res
+    return res
 
 
 def _with_means(rows, ctx):
@@ -330,6 +348,16 @@ def _best(audit, rows) -> dict | None:
     return primary[0] if primary else (rep[0] if rep else None)
 
 
+def _printed_as(base) -> list:
+    """How the printed estimate may appear in a data note ("54.8%", "0.548")."""
+    est, d = base["published_estimate"], base["decimals"]
+    d = int(d) if math.isfinite(d) else 3
+    out = [f"{est:.{d}f}"]
+    if 0 < est < 1:
+        out.append(f"{100 * est:.{max(d - 2, 0)}f}%")
+    return out
+
+
 def _from_audit(base, audit, best, rows, labels) -> TargetCheck:
     studies = tuple(str(s) for s in best["studies"])
     statuses = _statuses_of(rows, studies)
@@ -340,10 +368,13 @@ def _from_audit(base, audit, best, rows, labels) -> TargetCheck:
     who = " + ".join(f"{labels.get(s, s)} {_counts_text(next(r for r in rows if str(r['study']) == s))}".strip()
                      for s in studies)
     if inferred:
-        reason = (f"Matches only with the inferred {', '.join(inf_text)} row: {who}, "
-                  f"{method} {measure}.")
+        reason = f"{method} {measure} of {who} matches, but only with the inferred {', '.join(inf_text)}."
+        shown = _printed_as(base)
+        if any(p in str(r.get("note") or "") for r in inferred for p in shown):
+            reason += (" That number was inferred from this very figure (see its note): consistent by "
+                       "construction, not an independent reproduction.")
     else:
-        reason = f"Matches: {who}, {method} {measure}."
+        reason = f"{method} {measure} of {who} matches."
     if len(studies) == 1:
         reason += " Single study: says little about a pooled estimate."
     if audit.n_reproducing > 1:
@@ -392,11 +423,16 @@ def _from_target_model(base, analysis, ctx, target, rows, labels, audit) -> Targ
     who = " + ".join(labels.get(s, s) for s in studies)
     reason = (f"No model or subset of the public studies matches; {method} {measure} of {who} gives "
               f"{_fmt(rep['estimate'], measure, base['decimals'])}, {worst:.1f} printed units away.")
+    if inf_text:
+        reason += f" Includes the inferred {', '.join(inf_text)}."
     if audit is not None and audit.nearest:
         nr = audit.nearest
-        reason += (f" Nearest: {nr.get('method')} {nr.get('measure')} of {len(nr.get('studies', []))} "
-                   f"{'study' if len(nr.get('studies', [])) == 1 else 'studies'} at "
-                   f"{_num(nr.get('distance')):.1f} units.")
+        same = (nr.get("method") == method and nr.get("measure") == measure
+                and tuple(map(str, nr.get("studies", []))) == studies)
+        if not same:
+            n_st = len(nr.get("studies", []))
+            reason += (f" Nearest model: {nr.get('method')} {nr.get('measure')} of {n_st} "
+                       f"{'study' if n_st == 1 else 'studies'}, {_num(nr.get('distance')):.1f} units away.")
     if len(studies) == 1:
         reason += " Single study: says little about a pooled estimate."
     return TargetCheck(**base, computed_estimate=rep["estimate"], computed_ci_lb=rep["ci_lb"],

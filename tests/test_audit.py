@@ -335,3 +335,15 @@ def test_cli_subprocess(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["inputs"]["decimals"] == 2
+
+
+def test_audit_printed_agrees_with_the_table_audit_on_sri4():
+    """Without a table, the scale checks and implied numbers are those of the full audit."""
+    from metapool.audit import audit, audit_printed
+
+    rows = {"study": ["He2020", "LUPIL2"], "events": [16, 34], "total": [29, 50]}
+    full = audit(rows, "0.819", ("0.745", "0.894"), glmm=False)
+    alone = audit_printed("0.819", ("0.745", "0.894"), family="proportion")
+    assert alone.ci_scales == ("raw",) == tuple(s for s in full.ci_scales if s != "freeman-tukey")
+    assert alone.implied_n["raw"] == full.implied_n["raw"] and alone.implied_se["raw"] == full.implied_se["raw"]
+    assert alone.reproducing == () and alone.inputs["k"] == 0

@@ -5,8 +5,11 @@
 #   sudo bash .ci/start-slurm.sh     # install (Debian 12 packages), configure, start, smoke-test
 #   sudo bash .ci/stop-slurm.sh      # stop everything this script started
 #
-# Idempotent: a second call finds the daemons running and only re-checks the cluster.  Needs
-# root on Debian (apt-get); no systemd is needed: every daemon is started directly.
+# Idempotent: a second call finds the daemons running and only re-checks the cluster (a changed
+# configuration restarts the SLURM daemons).  Needs root on Debian (apt-get); no systemd is needed:
+# every daemon is started directly, with its output in a log file, never on this script's output.
+# On an error it prints the relevant log lines and exits 1, leaving what it started running: run
+# stop-slurm.sh (.ci/run does so on exit).
 #
 # What it sets up (all on this machine, listening on loopback only):
 #   munged                  authentication (Debian's /etc/munge/munge.key)

@@ -71,13 +71,11 @@ def fmt_value(x, measure: str = "", digits: int | None = None) -> str:
 
 
 def fmt_ci(est, lb, ub, measure: str = "", digits: int | None = None, html_span: bool = True) -> str:
-    """``54.8% (37.3–72.4%)``; in HTML wrapped so that it never breaks across lines."""
+    """``54.8% (37.3% to 72.4%)``; in HTML wrapped so that it never breaks across lines."""
     text = fmt_value(est, measure, digits)
     if math.isfinite(_num(lb)) and math.isfinite(_num(ub)):
         lo, hi = fmt_value(lb, measure, digits), fmt_value(ub, measure, digits)
-        if _family(measure) == "proportion":
-            lo = lo.rstrip("%")
-        text += f" ({lo}{DASH}{hi})"
+        text += f" ({lo} to {hi})"
     return f'<span class="ci">{html.escape(text)}</span>' if html_span else text
 
 
@@ -86,6 +84,18 @@ def fmt_p(p) -> str:
     if not math.isfinite(p):
         return DASH
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_text(p) -> str:
+    """``p = 0.061`` or ``p < 0.001``."""
+    s = fmt_p(p)
+    return s if s == DASH else (f"p {s[0]} {s[1:]}" if s.startswith("<") else f"p = {s}")
+
+
+def model_name(fit) -> str:
+    """``FE, logit`` / ``REML, raw proportion``: the model and the scale it pools on."""
+    m = MEASURES.get(fit.measure)
+    return f"{fit.method}, {m.analysis_label}" if m else fit.method
 
 
 def _tau2(x) -> str:
@@ -137,7 +147,7 @@ def summary_markdown(rows: Sequence[Mapping]) -> str:
             return DASH
         null = r["null"]
         shown = fmt_value(null, r["measure"]) if _family(r["measure"]) == "proportion" else f"{_num(null):g}"
-        return f"p = {fmt_p(r['pval'])} (vs {shown})"
+        return f"{p_text(r['pval'])} (vs {shown})"
 
     cols = ["label", "method", "k", "n", "estimate", "pi_lb", "pval", "tau2", "I2", "Q_pval"]
     shown = [{**r, "estimate": r["estimate"]} for r in rows]
@@ -223,7 +233,8 @@ nav.top{position:sticky;top:0;z-index:10;background:#1f4e79;color:#fff;font-size
 nav.top .bar{max-width:1180px;margin:0 auto;padding:.45em 1.2em;display:flex;flex-wrap:wrap;gap:.3em 1.1em;
 align-items:center}
 nav.top a{color:#fff;text-decoration:none}nav.top a:hover{text-decoration:underline}
-nav.top details{position:relative}nav.top summary{cursor:pointer;list-style:none}
+nav.top details{position:relative}nav.top summary{cursor:pointer;list-style:none;color:#fff}
+nav.top summary::-webkit-details-marker{display:none}
 nav.top summary::after{content:" \\25BE"}
 nav.top .menu{position:absolute;top:1.8em;left:0;background:#fff;color:#1d1d1d;border:1px solid #ccc;
 box-shadow:0 4px 12px rgba(0,0,0,.15);padding:.5em 1em;width:min(560px,92vw);max-height:70vh;overflow:auto}
@@ -234,12 +245,15 @@ a.up{font-size:.8em;font-weight:normal;margin-left:.6em;color:#1f4e79;text-decor
 .lead{font-size:1.02em}.note{color:#555;font-size:.9em}
 .scroll{overflow-x:auto;max-width:100%;margin:.6em 0}
 table{border-collapse:collapse;font-size:.88em;margin:0}
+table.fixed{table-layout:fixed;width:100%}table.fixed td{overflow-wrap:anywhere}
+table.fixed .ci{white-space:normal}table.fixed .ci{display:inline-block}
 th,td{border:1px solid #d3d7dc;padding:.3em .5em;vertical-align:top;text-align:left}
 th{background:#f2f4f6;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.wide{min-width:18em;max-width:34em}td.src{min-width:16em;max-width:30em;overflow-wrap:anywhere}
 .ci{white-space:nowrap;font-variant-numeric:tabular-nums}
-.badge{display:inline-block;padding:.05em .45em;border-radius:.8em;font-size:.85em;white-space:nowrap}
+.badge{display:inline-block;padding:.05em .45em;border-radius:.8em;font-size:.85em}
+ul.targets{padding-left:1.2em}ul.targets li{margin:.5em 0}
 .st-reproduced{background:#cdeccd}.st-reproduced_with_inferred{background:#e3edc0}
 .st-close{background:#fbecb5}.st-differs{background:#f6d0cf}
 .st-no_public_data,.st-no_number_printed{background:#e6e6e6}
@@ -269,13 +283,34 @@ def _table(header: Sequence[str], rows: Sequence[Sequence], classes: Sequence[st
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
+REPORT_IMAGE_WIDTH = 1100
+"""Widest embedded figure in pixels (the page is 1180 px wide); larger PNGs are scaled down once,
+so the report stays small (under 2 MB for the bundled analysis)."""
+
+
+def _png_for_report(path: Path) -> bytes:
+    """The figure's PNG, scaled to at most :data:`REPORT_IMAGE_WIDTH` pixels wide, 256 colours."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.width <= REPORT_IMAGE_WIDTH:
+            return path.read_bytes()
+        h = round(im.height * REPORT_IMAGE_WIDTH / im.width)
+        small = im.convert("RGB").resize((REPORT_IMAGE_WIDTH, h), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        small.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, format="PNG")
+        return out.getvalue()
+
+
 def _img(path: Path, alt: str, caption: str = "") -> str:
-    """A figure embedded once, as PNG (compact; the SVG is in the figure folder)."""
+    """A figure embedded once, as PNG (the SVG is in the figure folder)."""
     if not path.exists():
         return f'<p class="note">Figure not available: {_e(path.name)}</p>'
-    b64 = base64.b64encode(path.read_bytes()).decode("ascii")
+    b64 = base64.b64encode(_png_for_report(path)).decode("ascii")
     cap = caption or alt
-    return (f'<figure><img alt="{html.escape(alt, quote=True)}" loading="lazy" '
+    return (f'<figure><img alt="{html.escape(alt, quote=True)}" '
             f'src="data:image/png;base64,{b64}"><figcaption>{_e(cap)} '
             f'(results/figures/{_e(path.parent.name)}/{_e(path.stem)}.png, .svg)</figcaption></figure>')
 
@@ -286,45 +321,76 @@ def _badge(status: str, single: bool = False) -> str:
 
 
 def _paper_short(paper: str) -> str:
-    """``Su QY, Luo J, ... Immun Inflamm Dis 2024;12(1):e1165 (SLE; 8 trials)`` -> ``Su QY 2024
-    (Immun Inflamm Dis)``."""
+    """``Su QY, Luo J, ... Zhang SX. Immun Inflamm Dis 2024;12(1):e1165 (...)`` -> ``Su QY et al.,
+    Immun Inflamm Dis 2024``."""
     if not paper:
         return ""
-    author = paper.split(",")[0].split(".")[0].strip()
-    m = re.search(r"([A-Z][A-Za-z .]+?)\s+((?:19|20)\d\d)", paper[len(author):])
+    authors, _, rest = paper.partition(". ")
+    first = authors.split(",")[0].strip()
+    etal = " et al." if "," in authors else ""
+    m = re.match(r"\s*([A-Z][A-Za-z .&-]*?)\s+((?:19|20)\d\d)\b", rest)
+    if m and len(first) > 30:                 # no author list: a title; name the journal
+        return f"{m.group(1).strip()} {m.group(2)}"
     if m:
-        return f"{author} {m.group(2)} ({m.group(1).strip()})"
-    return author[:60]
+        return f"{first}{etal}, {m.group(1).strip()} {m.group(2)}"
+    m = re.search(r"((?:19|20)\d\d)", paper)
+    return f"{first}{etal}" + (f" {m.group(1)}" if m else "")
 
 
 # --------------------------------------------------------------------------- sections
+def _short_label(label: str) -> str:
+    """An outcome label without its parenthesised qualifiers (for the one-screen overview)."""
+    return label.split(" (")[0]
+
+
 def _published_section(checks, analyses_by_key) -> str:
-    rows = []
+    """One screen: every distinct printed number against the public data (one line each), the
+    statements without a number in one paragraph, then the reasons and audits target by target."""
+    rows, statements, details = [], [], []
     for c in checks:
         if c.duplicate_of:
             continue
         dups = [d.target_id for d in checks if d.duplicate_of == c.target_id]
-        target = f"<b>{_e(c.target_id)}</b><br><span class='note'>{_e(_paper_short(c.paper))}</span>"
-        if dups:
-            target += f"<br><span class='note'>also printed as {_e(', '.join(dups))}</span>"
+        measure = c.measure or _guess_measure(c)
+        if not math.isfinite(c.published_estimate):
+            statements.append(c)
+            continue
         out = c.outcome
-        where = (f'<a href="#o-{_slug(out)}">{_e(analyses_by_key[out].label if out in analyses_by_key else out)}</a>'
-                 if out else "<span class='note'>no bundled outcome</span>")
+        where = (f'<a href="#o-{_slug(out)}">{_e(_short_label(analyses_by_key[out].label))}</a>'
+                 if out in analyses_by_key else "<span class='note'>no public data</span>")
         if c.subgroup:
             where += f" <span class='note'>[{_e(c.subgroup)}]</span>"
-        measure = c.measure or _guess_measure(c)
-        pub = (fmt_ci(c.published_estimate, c.published_ci_lb, c.published_ci_ub, measure,
-                      digits=_pub_digits(c, measure))
-               if math.isfinite(c.published_estimate) else "<span class='note'>statement</span>")
+        name = (f'<a href="#t-{_slug(c.target_id)}">{_e(c.target_id)}</a> '
+                f"<span class='note'>{_e(_paper_short(c.paper))}"
+                + (f"; also {_e(', '.join(dups))}" if dups else "") + "</span>")
+        pub = fmt_ci(c.published_estimate, c.published_ci_lb, c.published_ci_ub, measure,
+                     digits=_pub_digits(c, measure))
         comp = (fmt_ci(c.computed_estimate, c.computed_ci_lb, c.computed_ci_ub, measure,
                        digits=_pub_digits(c, measure, extra=1))
-                + f"<br><span class='note'>{_e(c.model_label())}</span>"
-                if math.isfinite(c.computed_estimate) else DASH)
-        how = _audit_details(c)
-        rows.append([target, where, pub, comp, _badge(c.status, c.single_study),
-                     f"{_e(c.reason)}{how}"])
-    return _table(["Published", "Outcome", "Printed", "Computed from public data", "Verdict", "Why"], rows,
-                  [None, None, "num", "num", None, "wide"])
+                + f" <span class='note'>{_e(c.model_label())}</span>" if math.isfinite(c.computed_estimate) else DASH)
+        rows.append([name, where, pub, comp, _badge(c.status, c.single_study)])
+        details.append(c)
+    head = "".join(f"<th>{h}</th>" for h in ("Published estimate", "Outcome", "Printed", "From the public data",
+                                             "Verdict"))
+    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>" for r in rows)
+    cols = "".join(f'<col style="width:{w}">' for w in ("23%", "22%", "16%", "25%", "14%"))
+    out = (f'<div class="scroll"><table class="fixed"><colgroup>{cols}</colgroup><thead><tr>{head}</tr>'
+           f"</thead><tbody>{body}</tbody></table></div>")
+    if statements:
+        items = "; ".join(f'<a href="#t-{_slug(c.target_id)}">{_e(c.target_id)}</a>' for c in statements)
+        out += (f"<p class='note'>{len(statements)} published statements print no number, so there is nothing "
+                f"to compute: {items}.</p>")
+    why = []
+    for c in details + statements:
+        dups = [d.target_id for d in checks if d.duplicate_of == c.target_id]
+        head_ = f"{c.target_id}" + (f" (also {', '.join(dups)})" if dups else "")
+        why.append(f'<li id="t-{_slug(c.target_id)}"><b>{_e(head_)}</b> {_badge(c.status, c.single_study)} '
+                   f"<span class='note'>{_e(_paper_short(c.paper))}</span><br>{_e(c.reason)}"
+                   + (f"<br><span class='note'>Not public: {_e(c.missing)}</span>" if c.missing else "")
+                   + _audit_details(c) + "</li>")
+    out += ("<details><summary>Why each verdict, and how each number could have been computed</summary>"
+            "<ul class='targets'>" + "".join(why) + "</ul></details>")
+    return out
 
 
 def _pub_digits(c, measure, extra=0):
@@ -390,8 +456,8 @@ def _main_results(analyses) -> str:
         rep = f.reporting()
         n = _total_n(f)
         null, stat, pval = _null(a, f)
-        test = DASH if not math.isfinite(_num(pval)) else f"p = {fmt_p(pval)} (vs {_null_text(null, f.measure)})"
-        row = [f'<a href="#o-{_slug(a.outcome)}">{_e(a.label)}</a>', str(f.k), n, _e(f.method),
+        test = DASH if not math.isfinite(_num(pval)) else f"{p_text(pval)} (vs {_null_text(null, f.measure)})"
+        row = [f'<a href="#o-{_slug(a.outcome)}">{_e(a.label)}</a>', str(f.k), n, _e(model_name(f)),
                fmt_ci(rep["estimate"], rep["ci_lb"], rep["ci_ub"], f.measure),
                DASH if f.k == 1 else f"{_num(f.I2):.0f}%", test]
         if any_sens:
@@ -399,7 +465,7 @@ def _main_results(analyses) -> str:
             sf = None if s is None else (s.fit(f.method) or (s.fits[0] if s.fits else None))
             row.append(DASH if sf is None else
                        fmt_ci(*(sf.reporting()[k] for k in ("estimate", "ci_lb", "ci_ub")), sf.measure)
-                       + f" <span class='note'>({_e(sf.method)}, k = {sf.k})</span>")
+                       + f" <span class='note'>({_e(model_name(sf))}, k = {sf.k})</span>")
         rows.append(row)
     header = ["Outcome", "k", "N", "Model", "Estimate (95% CI)", "I²", "Test of no effect"]
     classes = [None, "num", "num", None, "num", "num", "num"]
@@ -593,13 +659,13 @@ def _small_study_html(a, res, figdir):
         if isinstance(t, NotRun):
             items.append(f"{title}: not run ({t.reason})")
         elif name == "begg":
-            items.append(f"{title}: Kendall's tau = {_num(t.tau):.2f}, p = {fmt_p(t.pval)}")
+            items.append(f"{title}: Kendall's tau = {_num(t.tau):.2f}, {p_text(t.pval)}")
         elif name == "trim_and_fill":
             rep = t.fit.reporting()
             items.append(f"{title} ({t.estimator}): {t.k0} studies imputed on the {t.side}; adjusted estimate "
                          f"{fmt_ci(rep['estimate'], rep['ci_lb'], rep['ci_ub'], t.fit.measure, html_span=False)}")
         else:
-            items.append(f"{title}: slope {_num(t.slope):.2f}, p = {fmt_p(t.pval)}")
+            items.append(f"{title}: slope {_num(t.slope):.2f}, {p_text(t.pval)}")
     note = f"<p class='note'>{_e(res.power_note)}.</p>" if res.power_note else ""
     return (note + "<ul class='compact'>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
             + _figure(a, figdir, "funnel"))
@@ -612,7 +678,7 @@ def _metareg_html(a, res, figdir):
             for c in reg.coefficients()]
     test = "F" if reg.test == "knha" else "QM"
     return (f"<p>{_e(res.fit_method)} meta-regression on {_e(', '.join(res.moderators))} (k = {reg.k}): "
-            f"{test} = {_num(reg.QM):.2f}, p = {fmt_p(reg.QM_pval)}; residual τ² = {_e(_tau2(reg.tau2))}; "
+            f"{test} = {_num(reg.QM):.2f}, {p_text(reg.QM_pval)}; residual τ² = {_e(_tau2(reg.tau2))}; "
             f"R² = {_num(reg.R2):.0f}%.</p>"
             + (f"<p class='note'>Left out (moderator missing): {_e(', '.join(map(a.label_of, res.dropped)))}.</p>"
                if res.dropped else "")
@@ -630,11 +696,11 @@ def _subgroups_html(a, res, figdir):
     t = res.test
     stat = "F" if t.dist == "F" else "Q"
     out = (f"<p>Test for subgroup differences by {_e(res.by)} ({_e(res.method)}, separate τ²): {stat} = "
-           f"{_num(t.Q_between):.2f}, df = {int(t.df)}, p = {fmt_p(t.pval)}.</p>")
+           f"{_num(t.Q_between):.2f}, df = {int(t.df)}, {p_text(t.pval)}.</p>")
     ct = res.common_tau2
     if ct is not None and not isinstance(ct, NotRun):
         out += (f"<p class='note'>With a common τ²: {stat} = {_num(ct.test.Q_between):.2f}, "
-                f"p = {fmt_p(ct.test.pval)}.</p>")
+                f"{p_text(ct.test.pval)}.</p>")
     return out + _table(["Subgroup", "k", "Studies", "Estimate (95% CI)", "τ²"], rows,
                         [None, "num", None, "num", "num"])
 
@@ -653,7 +719,7 @@ def _sensitivity_html(a) -> str:
     line = ""
     if sf is not None:
         rep, prim = sf.reporting(), a.primary.reporting()
-        line = (f"{_e(sf.method)}: {fmt_ci(rep['estimate'], rep['ci_lb'], rep['ci_ub'], sf.measure)} with them "
+        line = (f"{_e(model_name(sf))}: {fmt_ci(rep['estimate'], rep['ci_lb'], rep['ci_ub'], sf.measure)} with them "
                 f"(k = {sf.k}) vs {fmt_ci(prim['estimate'], prim['ci_lb'], prim['ci_ub'], a.primary.measure)} "
                 f"without (k = {a.primary.k}).")
     return (f"<p><b>Including inferred numbers</b> ({_e(added)}): {line} Inferred numbers rest on an assumption "

@@ -241,13 +241,24 @@ def _markers(studies, provenance):
     return marks, inferred, foot
 
 
+def _first_clause(note: str, limit: int = 160) -> str:
+    """The opening clause of a data note (up to the first ';' or sentence end), at most ``limit``
+    characters: the figure names what was inferred; the whole note is in the report."""
+    note = note.strip()
+    for sep in ("; ", ". "):
+        if sep in note:
+            note = note.split(sep)[0]
+    note = note.rstrip(".")
+    return note if len(note) <= limit else note[:limit - 1].rstrip() + "\u2026"
+
+
 def _inferred_footnote(analysis, pooled: list, open_: list, sens_fit) -> str:
     """What was inferred, for which study, and where it is pooled."""
     prov = {p.get("study"): p for p in analysis.provenance}
 
     def what(s):
-        note = (prov.get(s) or {}).get("note")
-        return analysis.label_of(s) + (f" ({str(note).strip().rstrip('.')})" if note else "")
+        note = _first_clause(str((prov.get(s) or {}).get("note") or ""))
+        return analysis.label_of(s) + (f" ({note})" if note else "")
 
     parts = []
     if pooled:

@@ -289,6 +289,22 @@ def linear_ticks(lo: float, hi: float, width: float, labeller, size: float = FON
 
 # ----------------------------------------------------------------------------- saving
 
+def _palette_png(fig: Figure, dpi: int) -> bytes:
+    """The figure as a 256-colour palette PNG: line art and text lose nothing visible, and the
+    file is about a third of the size of the full-colour PNG (the report embeds these)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata=dict(_PNG_METADATA))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        out = io.BytesIO()
+        im.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, format="PNG")
+    return out.getvalue()
+
+
 def save_figure(fig: Figure, path_stem, formats=("png", "svg"), dpi: int = PNG_DPI) -> list:
     """Write ``fig`` as ``{path_stem}.{fmt}`` for each format, atomically and deterministically.
 
@@ -319,7 +335,10 @@ def save_figure(fig: Figure, path_stem, formats=("png", "svg"), dpi: int = PNG_D
                                        dir=stem.parent)
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    fig.savefig(fh, format=fmt, dpi=dpi, metadata=dict(meta))
+                    if fmt == "png":
+                        fh.write(_palette_png(fig, dpi))
+                    else:
+                        fig.savefig(fh, format=fmt, dpi=dpi, metadata=dict(meta))
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.chmod(tmp, FILE_MODE)       # mkstemp creates 0600; results are readable

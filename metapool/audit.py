@@ -1901,21 +1901,21 @@ def cli_main(args) -> int:
     import json
     import sys
 
-    import pandas as pd
-
     def fail(msg):
         msg = "; ".join(line.strip() for line in str(msg).splitlines() if line.strip())
         print(f"metapool audit: error: {msg}", file=sys.stderr)
         return 2
 
+    from .data import DataError, load_plain_table
+
     try:
-        table = pd.read_csv(args.data)
-    except FileNotFoundError:
-        return fail(f"data file not found: {args.data}")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        return fail(f"cannot read {args.data} as CSV: {exc}")
-    if len(table) == 0:
-        return fail(f"{args.data} has a header but no rows")
+        _, rows, warnings = load_plain_table(args.data)       # the reader of `metapool pool` and the workflow
+    except DataError as exc:
+        return fail(exc)
+    for w in warnings:
+        print(f"metapool audit: note: {w}", file=sys.stderr)
+    cols = list(dict.fromkeys(c for r in rows for c in r if c not in ("line",)))
+    table = {c: [r.get(c) for r in rows] for c in cols}
     try:
         res = audit(table, args.estimate, args.ci, decimals=args.decimals, family=args.family, p=args.pvalue,
                     level=args.level, subsets=args.subsets, missing=args.missing, max_n=args.max_n,

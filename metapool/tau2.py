@@ -62,7 +62,7 @@ _CHUNK_1D = 8192
 #: entries per block of :func:`_moments` when B = 1: ``(4, n) @ (n, 4)`` stays single-threaded
 _CHUNK_GEMM = 16384
 #: entries per block of a multi-point (grid) evaluation, G points x studies x analyses
-_CHUNK_GRID = 1 << 17
+_CHUNK_GRID = 1 << 18
 #: smallest block (entries)
 _MIN_BLOCK = 256
 #: below this many studies :func:`_grid_best_pruned` evaluates the whole grid at once
@@ -496,11 +496,12 @@ def _ll_multi(d, T, C, reml):
     bufs = _Bufs()
     for Yb, Vb, Mb, cs in d.parts():
         vt, w, z = bufs.get(Yb.shape, 3)
+        out_ = None if Mb is None else ~Mb
         for j in range(G):
             np.add(Vb, T[j, cs], out=vt)
             np.divide(1.0, vt, out=w)
-            if Mb is not None:
-                np.copyto(vt, 1.0, where=~Mb)  # log 1 = 0 for entries that are not studies
+            if out_ is not None:
+                np.copyto(vt, 1.0, where=out_)  # log 1 = 0 for entries that are not studies
             ld[j, cs] += np.log(vt, out=vt).sum(axis=0)
             sw[j, cs] += w.sum(axis=0)
             np.subtract(Yb, C[j, cs], out=z)
@@ -540,12 +541,29 @@ def generalized_q(Y, V, mask, tau2):
 # ----------------------------------------------------------------------------- closed forms
 def _fe(d):
     """Fixed-effect sums (cached on ``d``): Q(0), sum w, sum w^2 and the weighted mean."""
-    if d._fe is None:
-        zero = np.zeros(d.B)
+    if d._fe is not None:
+        return d._fe
+    k, B = d.Y.shape
+    if B == 1 or k > _CHUNK:  # blocks split the studies: the mean first, then the sums
+        zero = np.zeros(B)
         mu, _ = _wmean(d, zero)
         S = _moments(d, zero, mu, zz=True)
         sw, swz, swzz, sw2 = S[0], S[1], S[2], S[3]
         d._fe = (swzz - swz * swz / sw, sw, sw2, mu + swz / sw)
+        return d._fe
+    q, sw, sw2, mu = np.empty(B), np.empty(B), np.empty(B), np.empty(B)
+    bufs = _Bufs()
+    for Yb, Vb, _, cs in d.parts():  # whole analyses per block: mean and sums in one visit
+        w, e, we = bufs.get(Yb.shape, 3)
+        np.divide(1.0, Vb, out=w)
+        s = w.sum(axis=0)
+        m = _dot(w, Yb) / s
+        np.subtract(Yb, m, out=e)
+        np.multiply(w, e, out=we)
+        swe = we.sum(axis=0)
+        q[cs] = _dot(we, e) - swe * swe / s
+        sw[cs], sw2[cs], mu[cs] = s, _dot(w, w), m + swe / s
+    d._fe = (q, sw, sw2, mu)
     return d._fe
 
 

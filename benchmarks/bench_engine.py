@@ -9,7 +9,7 @@ the machine's other load shows up in the wall times, so both are reported):
    Q-profile CI of tau², the check for a higher likelihood maximum, percentage weights and
    study labels) and ``models.fit_batch`` with B = 1 for k = 10,000 / 100,000 / 1,000,000, the
    ratio fit / fit_batch, and the peak memory of each call (a fresh subprocess per size:
-   ``ru_maxrss`` before and after the call, and the ``tracemalloc`` peak of the call);
+   peak RSS (VmHWM) before and after the call, and the ``tracemalloc`` peak of the call);
 2. many small meta-analyses: 10,000 fits of k = 10 with ``fit_batch`` (REML, DL, PM, FE) and a
    Python loop of ``fit`` (timed on a subset, scaled; marked);
 3. PyMARE (``pip install pymare``; ``pip install -e ".[bench]"``): its batched
@@ -102,6 +102,12 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
 # ----------------------------------------------------------------------------- memory
 MEMORY_SCRIPT = textwrap.dedent("""
     import json, resource, sys, tracemalloc
+    def peak_kb():  # VmHWM: peak RSS of this program (ru_maxrss would include a forked parent's)
+        try:
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+        except (OSError, StopIteration):
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     sys.path.insert(0, sys.argv[1])
     import numpy as np
     from metapool.models import fit, fit_batch
@@ -112,9 +118,9 @@ MEMORY_SCRIPT = textwrap.dedent("""
     call = (lambda: fit(yi[0], vi[0], method="REML")) if what == "fit" else \\
            (lambda: fit_batch(yi, vi, method="REML"))
     fit(yi[0, :50], vi[0, :50]); fit_batch(yi[:, :50], vi[:, :50])  # import-time work done
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_kb()
     r = call()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = peak_kb()
     del r
     tracemalloc.start()
     r = call()
@@ -125,7 +131,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
 
 
 def memory(src: Path, k: int, what: str) -> dict:
-    """Peak memory of one call in a fresh interpreter (ru_maxrss in kB on Linux)."""
+    """Peak memory of one call in a fresh interpreter (kB: VmHWM on Linux, else ru_maxrss)."""
     proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(src), str(k), what, str(SEED)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -192,11 +198,12 @@ def large(ks, repeat, src, metafor) -> tuple[str, list[str]]:
     from metapool.models import fit, fit_batch
 
     rows, checks = [], []
+    mem = {k: (memory(src, k, "fit"), memory(src, k, "batch")) for k in ks}  # before this process grows
     for k in ks:
         y, v = simulate(k)
         c_fit, w_fit, _, res = timed(lambda: fit(y[0], v[0], method="REML"), repeat)
         c_b1, w_b1, _, b1 = timed(lambda: fit_batch(y, v, method="REML"), repeat)
-        m_fit, m_b1 = memory(src, k, "fit"), memory(src, k, "batch")
+        m_fit, m_b1 = mem[k]
         d_b1 = max(rel_diff(b1.estimate[0], res.estimate), rel_diff(b1.tau2[0], res.tau2))
         rows.append([f"{k:,}", fmt_s(c_fit), fmt_s(w_fit), fmt_s(c_b1), fmt_s(w_b1),
                      ratio(c_fit, c_b1), ratio(w_fit, w_b1),
@@ -226,7 +233,7 @@ def large(ks, repeat, src, metafor) -> tuple[str, list[str]]:
     text = md_table(header, rows) + "\n\n" + note
     if metafor is not None:
         mrows = []
-        for r in metafor["big"].itertuples():
+        for r in metafor["big"].sort_values("k").itertuples():
             k = int(r.k)
             yk, vk = simulate(k)
             c, w, _, res = timed(lambda: fit(yk[0], vk[0], method="REML"), repeat)
@@ -418,7 +425,7 @@ def main(argv=None) -> int:
         "arrays without the tau² CI. Ratios > 1x mean the second-named implementation is slower. "
         f"'Agrees' = max relative difference of estimate and tau² < {AGREE_REL:g} (absolute where the "
         "value is below 1e-3). Memory: a fresh interpreter per size and call; 'peak RSS' is "
-        "`ru_maxrss` after the call (the interpreter, numpy, scipy, pandas and the data included), "
+        "the peak resident memory (VmHWM) after the call (the interpreter, numpy, scipy, pandas and the data included), "
         "'RSS increase' its growth during the call, 'traced peak' the `tracemalloc` peak of the call "
         "(numpy arrays included).", "",
         "## 1. One meta-analysis of k studies (REML)", "", t1, "",

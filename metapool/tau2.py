@@ -313,14 +313,15 @@ def _wmean_pw(d, t):
     """:func:`_wmean` with numpy's pairwise sums (the pooled estimate and its variance).
 
     The sums of ``w`` and ``w y`` over each analysis's studies, in the order numpy sums an
-    analysis's row, so the estimate is the plain ``sum(w * y) / sum(w)``, bit for bit.
+    analysis's row, so the estimate is the plain ``sum(w * y) / sum(w)``, bit for bit (up to
+    ``_CHUNK`` studies; above, the blocked sums of :func:`_wmean`).
     """
+    if d.Y.shape[0] > _CHUNK:  # blocks split the studies: plain blocked sums
+        return _wmean(d, t)
     if d.B == 1:
         w = 1.0 / (d.V[:, 0] + t[0])
         sw = np.sum(w)
         return np.array([np.sum(w * d.Y[:, 0]) / sw]), np.array([sw])
-    if d.Y.shape[0] > _CHUNK:
-        return _wmean(d, t)
     sw = np.empty(d.B)
     swy = np.empty(d.B)
     bufs = _Bufs()
@@ -1114,12 +1115,13 @@ def _ll_bound(st_a, st_b, a, b, t, k, reml):
         return _ll_from_stats(np.array([Lc, S0, S1, S2]), k, reml)
 
 
-def _grid_best_pruned(d, reml, n_grid, c, t_hat, coarse=5):
+def _grid_best_pruned(d, reml, n_grid, c, t_hat, coarse=8):
     """The best point of :func:`_ll_grid_best`'s grid (one meta-analysis), in a few passes.
 
     The likelihood is evaluated exactly at a coarse subset of the grid (every ``coarse``-th
-    point, both ends and the two points around ``t_hat``), then at the points that rigorous
-    upper bounds cannot exclude, until none is left.  For ``t`` between evaluated points
+    point, both ends and the two points around ``t_hat``), then, pass after pass, at the
+    middle one of the points that rigorous upper bounds cannot exclude in each gap between
+    evaluated points, until none is left.  For ``t`` between evaluated points
     ``a < t < b``: ``sum log(v + t)`` lies above its chord (log is concave), and every weight
     ``1/(v + t)`` above its tangent at ``b``, ``w(b) + (b - t) w(b)^2`` (1/x is convex), so
     ``sum w >= sum w~`` and ``Q(t) = min_mu sum w (y - mu)^2 >= min_mu sum w~ (y - mu)^2``;
@@ -1162,7 +1164,14 @@ def _grid_best_pruned(d, reml, n_grid, c, t_hat, coarse=5):
         pos = np.searchsorted(ev, rest)
         a, b = ev[pos - 1], ev[pos]
         bound = _ll_bound(st[:, a], st[:, b], g[a], g[b], g[rest], k, reml)
-        todo = rest[~(bound < best - 1e-10 * max(1.0, abs(best)))]
+        keep = ~(bound < best - 1e-10 * max(1.0, abs(best)))
+        todo = rest[keep]
+        if todo.size:  # one point per gap that is not excluded, its middle one: bisection
+            gap = a[keep]
+            first = np.r_[True, gap[1:] != gap[:-1]]
+            starts = np.flatnonzero(first)
+            ends = np.r_[starts[1:], todo.size]
+            todo = todo[(starts + ends - 1) // 2]
     best_j = int(np.argmax(ll))
     return rel, hi, np.array([best_j]), np.array([ll[best_j]])
 

@@ -446,6 +446,25 @@ def test_higher_maximum_found_with_the_pruned_grid(monkeypatch):
     assert float(note.split("tau2 = ")[1].split()[0]) == pytest.approx(0.0167, rel=2e-3)
 
 
+# A simulated k = 10 data set (benchmarks' seed) on which Fisher scoring oscillates and the
+# bounded search's Newton step lands on a point where the REML score is exactly 0.0 in the
+# analysis-major sums of earlier versions, which then returned the bracket's midpoint
+# (0.011657, 2% off).  rma(y, v, method = "REML", control = list(threshold = 1e-12,
+# maxiter = 10000, stepadj = 0.5)): tau2 0.011877578125776934.
+SCORE0_Y = [0.22236415338715998, -0.8701730324628089, 0.82827770555992, 0.7882977370098417,
+            0.3080776889611714, 0.39885077291284393, 0.3483436595712811, -0.10047896617146324,
+            0.30591311518996406, 0.662750923586337]
+SCORE0_V = [0.11902697801047082, 0.15180142928407112, 0.16781236467503238, 0.17200744486145067,
+            0.06444848534093844, 0.02077549458416494, 0.03274074877107335, 0.19114940405445266,
+            0.09659754184975568, 0.048011546979449864]
+
+
+def test_bounded_search_matches_metafor_where_the_score_hits_zero():
+    tau2, notes = estimate_tau2(SCORE0_Y, SCORE0_V, "REML")
+    assert any("did not converge" in n for n in notes)
+    assert tau2 == pytest.approx(0.011877578125776934, rel=1e-8)
+
+
 def test_bounded_search_keeps_a_point_where_the_score_is_zero(monkeypatch):
     """A zero of the score is the answer (the bracket update must not move away from it)."""
     real = T._score_and_slope_d

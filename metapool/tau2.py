@@ -39,7 +39,11 @@ nothing builds a k x k matrix.  Sums around a reference value ``c`` (``z = y - c
 the centred sums in one pass (``sum w (y - ybar_w)^2 = sum w z^2 - (sum w z)^2 / sum w``);
 ``c`` is the weighted mean itself where a result must be exact (a first pass computes it)
 and the previous iterate's weighted mean inside iterations, where the difference is
-negligible and shrinks to 0 as the iteration converges.
+negligible and shrinks to 0 as the iteration converges.  One meta-analysis (B = 1) iterates
+in Python floats around numpy's blocked sums (the same operations as the vectorised
+iteration, so the same numbers, without numpy's per-call cost on one-element arrays).  The
+check of a single fit for a higher likelihood maximum (:func:`_higher_maximum`) evaluates its
+51-point grid only where rigorous upper bounds cannot exclude a better point.
 """
 from __future__ import annotations
 
@@ -115,8 +119,8 @@ class _Data:
         M = None if self.M is None else self.M[:, idx]
         return _Data(self.Y[:, idx], self.V[:, idx], M, self.n[idx])
 
-    def parts(self, width=1):
-        """Blocks ``(Y, V, M, cols)`` of about ``_CHUNK / width`` entries.
+    def parts(self):
+        """Blocks ``(Y, V, M, cols)`` of about ``_CHUNK`` entries (``_CHUNK_1D`` when B = 1).
 
         When B = 1 the blocks are 1-D slices of the studies (sums over them are added up
         by the caller); when k is small they are groups of whole analyses (columns ``cols``);
@@ -125,13 +129,13 @@ class _Data:
         k, B = self.Y.shape
         M = self.M
         if B == 1:
-            size = max(4, max(_MIN_BLOCK, (_CHUNK_1D if width == 1 else _CHUNK_GRID) // width) // 4 * 4)
+            size = max(_MIN_BLOCK, _CHUNK_1D)
             Y, V = self.Y[:, 0], self.V[:, 0]
             M1 = None if M is None else M[:, 0]
             for r in range(0, k, size):
                 yield Y[r:r + size], V[r:r + size], None if M1 is None else M1[r:r + size], slice(None)
             return
-        size = max(_MIN_BLOCK, (_CHUNK if width == 1 else _CHUNK_GRID) // width)
+        size = max(_MIN_BLOCK, _CHUNK)
         if k * B <= size:
             yield self.Y, self.V, M, slice(None)
         elif k <= size:

@@ -288,7 +288,7 @@ def _metafor_inputs():
 
 def _tiny_blocks(monkeypatch):
     """Blocks of a few studies, so that every blocked sum runs over many blocks."""
-    for name, size in (("_MIN_BLOCK", 1), ("_CHUNK", 24), ("_CHUNK_1D", 4), ("_CHUNK_GEMM", 3),
+    for name, size in (("_MIN_BLOCK", 1), ("_CHUNK", 24), ("_CHUNK_1D", 3), ("_CHUNK_GEMM", 3),
                        ("_CHUNK_GRID", 40)):
         monkeypatch.setattr(T, name, size)
 

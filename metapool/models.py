@@ -23,6 +23,7 @@ Conventions (metafor 3.8-1, validated in tests/test_metafor_conformance.py):
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 
@@ -85,27 +86,52 @@ def _chi2_sf(x, df):
     return special.chdtrc(df, x)
 
 
+def _pvalues(stat, df, test):
+    """Two-sided p-values of ``stat``: t(df) under knha, else normal (as metafor)."""
+    with np.errstate(invalid="ignore"):
+        if test == "knha":
+            return 2 * _t_sf(np.abs(stat), df)
+        return 2 * _norm_sf(np.abs(stat))
+
+
+def _q_pvalues(Q, k):
+    """p-values of the Q test, chi2(k - 1); 1 where k = 1."""
+    return np.where(k > 1, _chi2_sf(Q, np.maximum(k - 1, 1).astype(float)), 1.0)
+
+
+def _t_isf_rows(q, df):
+    """``_t_isf(q, df)`` for a (B,) df array with few distinct values: one call per value."""
+    if df.size <= 16:
+        return _t_isf(q, df)
+    uniq, inv = np.unique(df, return_inverse=True)  # NaN df (k = 1) sort last, one entry each
+    return _t_isf(q, uniq)[inv]
+
+
+#: BatchFit's arrays, in the column order of :meth:`BatchFit.to_frame`
+BATCH_COLUMNS = ("k", "estimate", "se", "stat", "pval", "ci_lb", "ci_ub", "pi_lb", "pi_ub", "tau2",
+                 "Q", "Q_pval", "I2", "H2", "df")
+
+
 @dataclass(frozen=True)
 class BatchFit:
     """Results of B meta-analyses fitted at once by :func:`fit_batch` (arrays of shape (B,)).
 
     Attributes mirror :class:`metapool.results.MetaResult`: ``k, estimate, se, stat, pval,
     ci_lb, ci_ub, pi_lb, pi_ub, tau2, Q, Q_pval, I2, H2`` plus ``df`` (t df, NaN under z),
-    ``method``, ``test`` and ``level``.
+    ``method``, ``test`` and ``level``.  ``pval`` and ``Q_pval`` (the costly distribution
+    functions) are computed on first access; all arrays are read-only.
     """
 
     k: np.ndarray
     estimate: np.ndarray
     se: np.ndarray
     stat: np.ndarray
-    pval: np.ndarray
     ci_lb: np.ndarray
     ci_ub: np.ndarray
     pi_lb: np.ndarray
     pi_ub: np.ndarray
     tau2: np.ndarray
     Q: np.ndarray
-    Q_pval: np.ndarray
     I2: np.ndarray
     H2: np.ndarray
     df: np.ndarray
@@ -121,6 +147,20 @@ class BatchFit:
                 v.setflags(write=False)
                 object.__setattr__(self, f.name, v)
 
+    @functools.cached_property
+    def pval(self) -> np.ndarray:
+        """Two-sided p-values of the estimates (z, or t(k-1) under knha)."""
+        p = _pvalues(self.stat, self.df, self.test)
+        p.setflags(write=False)
+        return p
+
+    @functools.cached_property
+    def Q_pval(self) -> np.ndarray:
+        """p-values of the test of heterogeneity (chi2 with k - 1 df; 1 where k = 1)."""
+        p = _q_pvalues(self.Q, self.k)
+        p.setflags(write=False)
+        return p
+
     def __len__(self):
         return int(self.k.shape[0])
 
@@ -128,44 +168,39 @@ class BatchFit:
         """One row per meta-analysis (pandas DataFrame)."""
         import pandas as pd
 
-        return pd.DataFrame({f.name: getattr(self, f.name) for f in fields(self)
-                             if isinstance(getattr(self, f.name), np.ndarray)})
+        return pd.DataFrame({name: getattr(self, name) for name in BATCH_COLUMNS})
 
 
-def _pool_core(Y, V, mask, tau2, *, fixed, test, level, pi_method="metafor"):
-    """Vectorised pooling given tau2 (B,); returns a dict of (B,) arrays and weights (B, k)."""
-    k = mask.sum(axis=1)
-    w = np.where(mask, 1.0 / (V + tau2[:, None]), 0.0)
-    sw = w.sum(axis=1)
-    mu = (w * Y).sum(axis=1) / sw
-    e = np.where(mask, Y - mu[:, None], 0.0)
-    vb = 1.0 / sw
+def _pool_core(d, tau2, *, fixed, test, level, pi_method="metafor", weights=False):
+    """Vectorised pooling of a :class:`metapool.tau2._Data` given tau2 (B,).
+
+    Returns a dict of (B,) arrays (no p-values; see :func:`_pvalues`, :func:`_q_pvalues`)
+    and, with ``weights=True`` and B = 1, the percentage weights of the studies.
+    """
+    k = d.n
     dfk = (k - 1).astype(float)
+    Q, sw0, sw02, _ = _tau2._fe(d)  # heterogeneity (fixed-effect weights)
+    mu, sw = _tau2._wmean_pw(d, tau2)
+    vb = 1.0 / sw
     with np.errstate(invalid="ignore", divide="ignore"):
         if test == "knha":
-            rss = (w * e * e).sum(axis=1)
+            if fixed:
+                rss = Q
+            else:
+                swe, swzz = _tau2._moments(d, tau2, mu, zz=True, w2=False)[1:]
+                rss = swzz - swe * swe / sw
             s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / dfk)
             vb = vb * s2w
             df = np.where(dfk > 0, dfk, np.nan)
-            crit = _t_isf((1 - level) / 2, df)
+            crit = _t_isf_rows((1 - level) / 2, df)
         else:
             df = np.full(k.shape, np.nan)
             crit = np.full(k.shape, _norm_isf((1 - level) / 2))
         se = np.sqrt(vb)
         stat = mu / se
-        if test == "knha":
-            pval = 2 * _t_sf(np.abs(stat), df)
-        else:
-            pval = 2 * _norm_sf(np.abs(stat))
         ci_lb, ci_ub = mu - crit * se, mu + crit * se
-        # heterogeneity (fixed-effect weights)
-        w0 = np.where(mask, 1.0 / V, 0.0)
-        sw0 = w0.sum(axis=1)
-        mu0 = (w0 * Y).sum(axis=1) / sw0
-        Q = np.maximum(0.0, np.where(mask, w0 * (Y - mu0[:, None]) ** 2, 0.0).sum(axis=1))
-        Q = np.where(k > 1, Q, 0.0)
-        Q_pval = np.where(k > 1, _chi2_sf(Q, np.maximum(dfk, 1)), 1.0)
-        trp = sw0 - (w0 * w0).sum(axis=1) / sw0
+        Q = np.where(k > 1, np.maximum(0.0, Q), 0.0)
+        trp = sw0 - sw02 / sw0
         s2 = dfk / trp  # typical within-study variance
         if fixed:
             I2 = np.where(Q > 0, np.maximum(0.0, 100 * (Q - dfk) / Q), 0.0)
@@ -175,17 +210,21 @@ def _pool_core(Y, V, mask, tau2, *, fixed, test, level, pi_method="metafor"):
             I2 = 100 * tau2 / (s2 + tau2)
             H2 = tau2 / s2 + 1
             if pi_method == "higgins":
-                pcrit = _t_isf((1 - level) / 2, np.where(k > 2, k - 2, np.nan))
+                pcrit = _t_isf_rows((1 - level) / 2, np.where(k > 2, k - 2, np.nan).astype(float))
             else:
                 pcrit = crit
             half = pcrit * np.sqrt(vb + tau2)
             pi_lb, pi_ub = mu - half, mu + half
         I2 = np.where(k > 1, I2, 0.0)
         H2 = np.where(k > 1, H2, 1.0)
-    weights = 100 * w / sw[:, None]
-    return dict(k=k, estimate=mu, se=se, stat=stat, pval=pval, ci_lb=ci_lb, ci_ub=ci_ub,
-                pi_lb=pi_lb, pi_ub=pi_ub, tau2=tau2, Q=Q, Q_pval=Q_pval, I2=I2, H2=H2, df=df,
-                s2=s2, weights=weights)
+    out = dict(k=k, estimate=mu, se=se, stat=stat, ci_lb=ci_lb, ci_ub=ci_ub, pi_lb=pi_lb, pi_ub=pi_ub,
+               tau2=tau2, Q=Q, I2=I2, H2=H2, df=df, s2=s2)
+    if weights:
+        w = 1.0 / (d.V[:, 0] + tau2[0])
+        w *= 100.0
+        w /= sw[0]
+        out["weights"] = w
+    return out
 
 
 def fit_batch(Y, V, mask=None, *, method="REML", test="z", level=0.95, pi_method="metafor"):
@@ -213,12 +252,12 @@ def fit_batch(Y, V, mask=None, *, method="REML", test="z", level=0.95, pi_method
     method, test, level = _norm_method(method), _norm_test(test), _check_level(level)
     if pi_method not in PI_METHODS:
         raise ValueError(f"pi_method must be one of {PI_METHODS}, got {pi_method!r}")
-    Y, V, mask = _tau2._as_batch(Y, V, mask)
+    d = _tau2._prep(Y, V, mask)
     if method == "FE":
-        tau2 = np.zeros(Y.shape[0])
+        tau2 = np.zeros(d.B)
     else:
-        tau2, _ = _tau2._tau2_core(Y, V, mask, method)
-    r = _pool_core(Y, V, mask, tau2, fixed=method == "FE", test=test, level=level, pi_method=pi_method)
+        tau2, _ = _tau2._tau2_core(d, method)
+    r = _pool_core(d, tau2, fixed=method == "FE", test=test, level=level, pi_method=pi_method)
     names = [f.name for f in fields(BatchFit) if f.name not in ("method", "test", "level")]
     return BatchFit(**{n: r[n] for n in names}, method=method, test=test, level=level)
 
@@ -235,7 +274,7 @@ def _inputs(effects_or_yi, vi, measure, study, ni):
     if yi.shape != vi.shape:
         raise ValueError(f"yi and vi differ in length: {yi.size} vs {vi.size}")
     if study is None:
-        study = tuple(str(i + 1) for i in range(yi.size))
+        study = tuple(map(str, range(1, yi.size + 1)))
     return yi, vi, measure or "GEN", study, ni, ()
 
 
@@ -278,7 +317,7 @@ def fit(effects_or_yi, vi=None, *, method="REML", test="z", level=0.95, pi_metho
         raise ValueError(f"pi_method must be one of {PI_METHODS}, got {pi_method!r}")
     if len(study) != yi.size:
         raise ValueError(f"{len(study)} study labels for {yi.size} effect sizes")
-    Y, V, mask = _tau2._as_batch(yi[None], vi[None])
+    d = _tau2._prep(yi[None], vi[None])
     k = yi.size
     notes = []
     if method == "FE":
@@ -286,15 +325,18 @@ def fit(effects_or_yi, vi=None, *, method="REML", test="z", level=0.95, pi_metho
         if test == "knha":
             notes.append("Knapp-Hartung adjustment applied to a fixed-effect model (as metafor)")
     else:
-        tau2, tnotes = _tau2._estimate_one(Y, V, mask, method)
+        tau2, tnotes = _tau2._estimate_one(d, method)
         notes.extend(tnotes)
-    r = _pool_core(Y, V, mask, np.array([tau2]), fixed=method == "FE", test=test, level=level,
-                   pi_method=pi_method)
+    t2 = np.array([tau2])
+    r = _pool_core(d, t2, fixed=method == "FE", test=test, level=level, pi_method=pi_method,
+                   weights=True)
     g = {key: float(val[0]) for key, val in r.items() if key != "weights"}
+    g["pval"] = float(_pvalues(r["stat"], r["df"], test)[0])
+    g["Q_pval"] = float(_q_pvalues(r["Q"], r["k"])[0])
     het = dict(tau2_ci_lb=math.nan, tau2_ci_ub=math.nan, I2_ci_lb=math.nan, I2_ci_ub=math.nan,
                H2_ci_lb=math.nan, H2_ci_ub=math.nan)
     if method != "FE" and k >= 3:
-        lb, ub = _tau2._qprofile_core(Y, V, mask, level, 1e-12, 200)
+        lb, ub = _tau2._qprofile_core(d, level, 1e-12, 200, start=t2, mu=r["estimate"])
         cap = float(_tau2.metafor_tau2_max(tau2))
         if ub[0] > cap:
             notes.append(f"Q-profile upper bound for tau2 reported as metafor's search limit "
@@ -316,7 +358,7 @@ def fit(effects_or_yi, vi=None, *, method="REML", test="z", level=0.95, pi_metho
                      "results may be numerically unstable")
     return MetaResult(
         measure=measure, method=method, test=test, level=level, study=tuple(study), yi=yi, vi=vi,
-        weights=r["weights"][0], k=k, estimate=g["estimate"], se=g["se"], stat=g["stat"],
+        weights=r["weights"], k=k, estimate=g["estimate"], se=g["se"], stat=g["stat"],
         pval=g["pval"], ci_lb=g["ci_lb"], ci_ub=g["ci_ub"], pi_lb=g["pi_lb"], pi_ub=g["pi_ub"],
         df=g["df"], tau2=g["tau2"], I2=g["I2"], H2=g["H2"], Q=g["Q"], Q_df=float(k - 1),
         Q_pval=g["Q_pval"], pi_method=pi_method, ni=None if ni is None else np.asarray(ni, float),

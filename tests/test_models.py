@@ -197,3 +197,38 @@ def test_distribution_shortcuts_equal_scipy_stats():
     hi, lo = T._chi2_quantiles(0.05, df[:-1])
     np.testing.assert_allclose(hi, stats.chi2.isf(0.025, df[:-1]), rtol=1e-15)
     np.testing.assert_allclose(lo, stats.chi2.ppf(0.025, df[:-1]), rtol=1e-15)
+
+
+def test_batch_pvalues_are_scipy_stats_and_read_only():
+    """pval and Q_pval of a BatchFit (computed on first access) are scipy.stats' tail areas."""
+    rng = np.random.default_rng(8)
+    V = rng.uniform(0.01, 0.3, (30, 7))
+    Y = rng.normal(0.1, np.sqrt(V + 0.1))
+    M = np.arange(7)[None, :] < rng.integers(1, 8, 30)[:, None]
+    for test in ("z", "knha"):
+        b = fit_batch(Y, V, M, method="REML", test=test)
+        k = b.k
+        with np.errstate(divide="ignore"):  # k = 1 under knha: se = 0
+            z = np.abs(b.estimate / b.se)
+        if test == "z":
+            want = 2 * stats.norm.sf(z)
+        else:
+            want = 2 * stats.t.sf(z, np.where(k > 1, k - 1, np.nan))
+        np.testing.assert_allclose(b.pval, want, rtol=1e-12)
+        np.testing.assert_allclose(b.Q_pval, np.where(k > 1, stats.chi2.sf(b.Q, np.maximum(k - 1, 1)), 1.0),
+                                   rtol=1e-12)
+        for f in ("pval", "Q_pval"):
+            with pytest.raises(ValueError):
+                getattr(b, f)[0] = 0.5
+        assert list(b.to_frame().columns)[:5] == ["k", "estimate", "se", "stat", "pval"]
+
+
+def test_knha_critical_values_per_distinct_df():
+    """t quantiles computed once per distinct df (ragged batches) equal scipy.stats' per row."""
+    rng = np.random.default_rng(9)
+    V = rng.uniform(0.01, 0.3, (200, 9))
+    Y = rng.normal(0.1, np.sqrt(V + 0.1))
+    M = np.arange(9)[None, :] < rng.integers(2, 10, 200)[:, None]
+    b = fit_batch(Y, V, M, method="DL", test="knha", level=0.9)
+    crit = stats.t.isf(0.05, b.k - 1)
+    np.testing.assert_allclose(b.ci_ub, b.estimate + crit * b.se, rtol=1e-12)

@@ -815,7 +815,7 @@ def _run_block(blk: _Block, coll: _Collector, boxes_fn, with_ci: bool):
             if method == "EB" and tau_pm is not None:
                 tau2 = tau_pm
             else:
-                tau2 = _tau2._tau2_core(Yr, Vr, Mr, method)[0]
+                tau2 = _tau2.estimate_tau2_batch(Yr, Vr, Mr, method)
             if method == "PM":
                 tau_pm = tau2
         rows_idx = np.arange(B) if rows is None else rows
@@ -1441,7 +1441,7 @@ def _pooled_with(sv, y, s, method, test, level):
     Y = np.concatenate([np.broadcast_to(sv.yi, (B, k0)), y[:, None]], axis=1)
     V = np.concatenate([np.broadcast_to(sv.vi, (B, k0)), (s ** 2)[:, None]], axis=1)
     M = np.ones((B, k0 + 1), dtype=bool)
-    tau2 = np.zeros(B) if method == "FE" else _tau2._tau2_core(Y, V, M, method)[0]
+    tau2 = np.zeros(B) if method == "FE" else _tau2.estimate_tau2_batch(Y, V, M, method)
     mu, vb, rss = _pool(Y, V, M, tau2)
     if test == "knha":
         df = float(k0)

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import special
 
 from . import tau2 as _tau2
-from .results import EffectSizes, MetaResult
+from .results import EffectSizes, MetaResult, NumberedStudies
 
 FIXED = ("FE", "EE", "CE")
 TESTS = {"z": "z", "knha": "knha", "hksj": "knha", "hk": "knha"}
@@ -274,7 +274,7 @@ def _inputs(effects_or_yi, vi, measure, study, ni):
     if yi.shape != vi.shape:
         raise ValueError(f"yi and vi differ in length: {yi.size} vs {vi.size}")
     if study is None:
-        study = tuple(map(str, range(1, yi.size + 1)))
+        study = NumberedStudies(yi.size)           # "1".."k", built only if read
     return yi, vi, measure or "GEN", study, ni, ()
 
 
@@ -357,7 +357,8 @@ def fit(effects_or_yi, vi=None, *, method="REML", test="z", level=0.95, pi_metho
         notes.append(f"ratio of largest to smallest sampling variance is {ratio:.3g}; "
                      "results may be numerically unstable")
     return MetaResult(
-        measure=measure, method=method, test=test, level=level, study=tuple(study), yi=yi, vi=vi,
+        measure=measure, method=method, test=test, level=level, yi=yi, vi=vi,
+        study=study if isinstance(study, NumberedStudies) else tuple(study),
         weights=r["weights"], k=k, estimate=g["estimate"], se=g["se"], stat=g["stat"],
         pval=g["pval"], ci_lb=g["ci_lb"], ci_ub=g["ci_ub"], pi_lb=g["pi_lb"], pi_ub=g["pi_ub"],
         df=g["df"], tau2=g["tau2"], I2=g["I2"], H2=g["H2"], Q=g["Q"], Q_df=float(k - 1),

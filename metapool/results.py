@@ -47,6 +47,8 @@ def jsonable(v: Any) -> Any:
         return v.to_dict()
     if isinstance(v, np.ndarray):
         return [jsonable(x) for x in v.tolist()]
+    if isinstance(v, NumberedStudies):
+        return list(v)
     if isinstance(v, (list, tuple)):
         return [jsonable(x) for x in v]
     if isinstance(v, Mapping):
@@ -179,6 +181,59 @@ class NotRun(Record):
 
     def __str__(self) -> str:
         return f"not run: {self.reason}"
+
+
+# --------------------------------------------------------------------------- study labels
+class NumberedStudies(tuple):
+    """The default study labels ``("1", "2", ..., "k")`` without building k strings up front.
+
+    A tuple subclass holding nothing until a label is read: an analysis of a million rows given
+    without labels (``fit(yi, vi)``) does not pay for a million strings it may never show.  It
+    compares, iterates, indexes and serialises as the tuple of labels it stands for.
+    """
+
+    def __new__(cls, k: int):
+        obj = super().__new__(cls)
+        obj._k = int(k)
+        return obj
+
+    def __len__(self):
+        return self._k
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(str(j + 1) for j in range(self._k)[i])
+        if i < 0:
+            i += self._k
+        if not 0 <= i < self._k:
+            raise IndexError("study index out of range")
+        return str(i + 1)
+
+    def __iter__(self):
+        return map(str, range(1, self._k + 1))
+
+    def __eq__(self, other):
+        return isinstance(other, tuple) and len(other) == self._k and all(a == b for a, b in zip(self, other))
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = tuple.__hash__
+
+    def __repr__(self):
+        return f"NumberedStudies({self._k})"
+
+    def __reduce__(self):
+        return (NumberedStudies, (self._k,))
+
+
+def _labels(study) -> tuple:
+    """Study labels as a tuple of str (a :class:`NumberedStudies` is kept as it is)."""
+    if isinstance(study, NumberedStudies):
+        return study
+    if type(study) is tuple and all(type(s) is str for s in study):
+        return study
+    return tuple(str(s) for s in study)
 
 
 # --------------------------------------------------------------------------- effect sizes
@@ -330,7 +385,7 @@ class MetaResult(Record):
     notes: tuple = ()
 
     def __post_init__(self):
-        object.__setattr__(self, "study", tuple(str(s) for s in self.study))
+        object.__setattr__(self, "study", _labels(self.study))
         object.__setattr__(self, "notes", tuple(self.notes))
         self._freeze_arrays()
 

@@ -11,6 +11,8 @@ _ROOT = Path(workflow.basedir)
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from snakemake.utils import update_config  # noqa: E402
+
 from metapool.config import ConfigError, read_config, schema_problems  # noqa: E402
 from metapool.data import DataError  # noqa: E402
 from metapool.workflow import RESULTS, code_fingerprint, make_plan  # noqa: E402
@@ -27,24 +29,21 @@ def stop(message):
     sys.exit(1)
 
 
-# config.yaml is read with a safe, strict YAML reader first: Snakemake's own loader resolves
-# !!python tags, runs YTE templates, keeps the last of two equal keys and reports errors without
-# a line number.  Snakemake loads the file only after it passed.
-CONFIG_FILES = [str(f) for f in [*workflow.configfiles, *(workflow.overwrite_configfiles or [])]]
-CONFIG_FILES = list(dict.fromkeys(CONFIG_FILES))
+# config.yaml is read here, with a safe and strict YAML reader, instead of by a `configfile:`
+# directive: Snakemake's own loader resolves !!python tags, runs YTE templates, keeps the last of two
+# equal keys and reports errors without a line number.  Precedence is Snakemake's: config.yaml, then
+# --configfile files, then --config values.
+CONFIG_FILES = list(dict.fromkeys(str(f) for f in (workflow.overwrite_configfiles or [])))
 if not workflow.modifier.skip_configfile:
     if Path("config.yaml").exists() or not workflow.overwrite_configfiles:
         try:
-            read_config("config.yaml")
+            update_config(config, read_config("config.yaml"))
         except ConfigError as exc:
             stop(f"ConfigError: {exc}")
-        CONFIG_FILES = list(dict.fromkeys(["config.yaml", *CONFIG_FILES]))
-
-
-configfile: "config.yaml"
-
-
-if workflow.modifier.skip_configfile and not config:
+        update_config(config, workflow.config_settings.overwrite_config or {})
+        CONFIG_FILES = ["config.yaml", *CONFIG_FILES]
+elif not config:
+    # used as a module with `config: {}`: the review folder's own config.yaml
     try:
         config.update(read_config(str(REVIEW / "config.yaml")))
     except ConfigError as exc:
@@ -55,19 +54,14 @@ CONFIG_FILES = CONFIG_FILES or ["config.yaml"]
 
 def _plan():
     """Validate against the schema (generated from metapool/registry.py), then plan; any problem
-    stops here.  The schema's own message has no line number, so the located one is shown."""
+    stops here with the located message."""
     import json
 
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
-    try:
-        validate(config, "../schemas/config.schema.yaml", set_default=False)
-    except WorkflowError:
-        schema = json.loads("".join(l for l in (_ROOT / "workflow/schemas/config.schema.yaml").read_text()
-                                    .splitlines(keepends=True) if not l.startswith("#")))
-        problems = schema_problems(config, schema, CONFIG_FILES)
-        listed = "\n".join(f"ConfigError: {p}" for p in problems) or "ConfigError: does not match the schema"
+    schema = json.loads("".join(l for l in (_ROOT / "workflow/schemas/config.schema.yaml").read_text()
+                                .splitlines(keepends=True) if not l.startswith("#")))
+    problems = schema_problems(config, schema, CONFIG_FILES)
+    if problems:
+        listed = "\n".join(f"ConfigError: {p}" for p in problems)
         stop(f"config.yaml is invalid:\n{listed}\n(allowed keys and values: "
              "workflow/schemas/config.schema.yaml, generated from metapool/registry.py; see docs/workflow.md)")
     try:

@@ -414,12 +414,11 @@ def _escalc_full(measure, cols, kind, *, add=None, to=None, r=None):
     """escalc on the table; yi, vi, ni aligned to the table rows (NaN where not estimable)."""
     from .effects import escalc
 
-    import pandas as pd
-
     es = escalc(measure, cols, add=add, to=to, r=r, kind=kind)
     k = len(cols["study"])
     yi, vi, ni = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
-    idx = pd.Index(cols["study"]).get_indexer(list(es.study))
+    row = {str(s): i for i, s in enumerate(cols["study"])}          # labels are unique (_table)
+    idx = np.array([row[s] for s in es.study], dtype=np.int64)
     if idx.size:
         yi[idx], vi[idx] = es.yi, es.vi
         if es.ni is not None:
@@ -1242,6 +1241,14 @@ def _remainder_effects(kind, measure, cc, remainder, r):
     from .effects import escalc
 
     size = len(next(iter(remainder.values())))
+    if kind == "proportion":      # straight to the arithmetic: the grid has tens of thousands of rows
+        from .effects import proportion_effects
+
+        add, to = (0.0, "none") if cc == "none" else (0.5, cc)
+        x, n = (np.asarray(remainder[c], dtype=float) for c in ("events", "total"))
+        yi, vi, _ = proportion_effects(measure, x, n, add=add, to=to)
+        ok = np.isfinite(yi) & np.isfinite(vi) & (vi > 0)
+        return np.where(ok, yi, np.nan), np.where(ok, vi, np.nan), n.copy(), ok
     cols = dict(remainder, study=np.arange(size))
     if kind in _COUNT_KINDS:
         add, to = (0.0, "none") if cc == "none" else (0.5, cc)

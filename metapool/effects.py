@@ -31,6 +31,7 @@ from .results import EffectSizes
 from .rows import as_records, numbers, present_columns
 
 __all__ = ["KIND_COLUMNS", "OPTIONAL_COLUMNS", "MEASURES", "detect_kind", "check_measure", "escalc",
+           "proportion_effects",
            "DEFAULT_R"]
 
 KIND_COLUMNS = {
@@ -134,13 +135,16 @@ def _column(df: list, col: str, study: np.ndarray, *, required: bool = True) -> 
         if required:
             raise ValueError(f"outcome table has no column {col!r}")
         return np.full(len(df), np.nan)
-    x = np.full(len(df), np.nan)
     bad = np.zeros(len(df), dtype=bool)
-    for i, r in enumerate(df):
-        try:
-            x[i] = numbers([r], col)[0]
-        except ValueError:
-            bad[i] = True
+    try:
+        x = numbers(df, col)
+    except ValueError:                      # find every non-number, to name them all
+        x = np.full(len(df), np.nan)
+        for i, r in enumerate(df):
+            try:
+                x[i] = numbers([r], col)[0]
+            except ValueError:
+                bad[i] = True
     _bad(study, bad, lambda i: f"column {col!r} = {df[i].get(col)!r} is not a number")
     _bad(study, np.isinf(x), lambda i: f"column {col!r} = {df[i].get(col)!r} is not finite")
     if required:
@@ -219,6 +223,32 @@ def _proportion(m, df, study, add, to, vtype, add_given):
     _bad(study, x < 0, lambda i: f"column 'events' = {x[i]:g} is negative")
     _bad(study, n <= 0, lambda i: f"column 'total' = {n[i]:g} must be > 0")
     _bad(study, x > n, lambda i: f"column 'events' = {x[i]:g} exceeds column 'total' = {n[i]:g}")
+    yi, vi, notes = proportion_effects(m, x, n, add=add, to=to, vtype=vtype, study=study,
+                                       add_given=add_given)
+    return yi, vi, n, np.ones(len(x), dtype=bool), notes, []
+
+
+def proportion_effects(measure: str, events: np.ndarray, total: np.ndarray, *, add: float = 0.5,
+                       to: str = "only0", vtype: str = "LS", study=None, add_given: bool = True):
+    """Effect sizes of single-arm proportions from checked arrays: the arithmetic of :func:`escalc`.
+
+    :func:`escalc` calls this after checking the rows; :mod:`metapool.audit` calls it directly on
+    candidate grids of tens of thousands of (events, total) pairs.  Not-estimable entries are NaN
+    (escalc drops them).
+
+    Returns
+    -------
+    yi, vi : ndarray
+    notes : list of str
+        The continuity correction applied (as in :func:`escalc`).
+
+    Notes
+    -----
+    Validated through :func:`escalc` against metafor 3.8-1 (PR, PLO, PAS, PFT; vtype LS/UB/AV).
+    """
+    m = measure
+    x, n = np.asarray(events, dtype=float), np.asarray(total, dtype=float)
+    study = np.arange(1, x.size + 1) if study is None else np.asarray(study, dtype=object)
     keep = np.ones(len(x), dtype=bool)
     (xa, ma), notes = _correction([x, n - x], study, keep, add, to, "0 or all events", m, add_given)
     na = xa + ma
@@ -244,7 +274,7 @@ def _proportion(m, df, study, add, to, vtype, add_given):
         else:  # PFT, metafor's half-sum scaling
             yi = 0.5 * (np.arcsin(np.sqrt(xa / (na + 1))) + np.arcsin(np.sqrt((xa + 1) / (na + 1))))
             vi = 1 / (4 * na + 2)
-    return yi, vi, n, keep, notes, []
+    return yi, vi, notes
 
 
 def _binary(m, df, study, add, to, drop00, vtype, add_given):

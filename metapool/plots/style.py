@@ -296,12 +296,16 @@ def _palette_png(fig: Figure, dpi: int) -> bytes:
 
     from PIL import Image
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata=dict(_PNG_METADATA))
-    buf.seek(0)
-    with Image.open(buf) as im:
-        out = io.BytesIO()
-        im.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, format="PNG")
+    saved = fig.get_dpi()
+    try:                                   # render once at ``dpi`` and take the pixels (no PNG round trip)
+        fig.set_dpi(dpi)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        im = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    finally:
+        fig.set_dpi(saved)
+    out = io.BytesIO()
+    im.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(out, format="PNG")
     return out.getvalue()
 
 

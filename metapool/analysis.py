@@ -299,9 +299,7 @@ def _fit_all(effects: EffectSizes, rows, spec: OutcomeSpec, outcome: str) -> tup
         except (ValueError, RuntimeError, FloatingPointError) as exc:
             if registry.METHODS[m].pools != "binomial":
                 raise
-            from .glmm import GLMMError  # noqa: F401 - GLMMError is a RuntimeError
-
-            glmm = NotRun(str(exc))
+            glmm = NotRun(str(exc))      # the GLMM failed (GLMMError is a RuntimeError)
             notes.append(f"{m} not fitted: {exc}")     # the inverse-variance models go on
     if not fits:
         fixed = next((m for m in registry.METHODS if registry.is_fixed(m)

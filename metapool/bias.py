@@ -10,7 +10,6 @@ carries :data:`POWER_NOTE` in ``power_note`` so that reports do not imply a verd
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 

@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 from .registry import ANALYSES, FIGURE_TITLES, MEASURES, METHODS, TESTS
 from .reproduce import STATUS_WORDS, STATUSES, headline
 from .results import NotRun
-from .tables import md_escape, null_test, to_markdown
+from .tables import null_test, to_markdown
 
 __all__ = ["render_html", "summary_markdown", "reproduction_markdown", "REPRODUCTION_COLUMNS",
            "software_versions", "fmt_value", "fmt_ci", "REFERENCES"]

@@ -282,6 +282,15 @@ def check_target(analysis, ctx, target: Mapping, cache: dict | None = None) -> T
     if not rows:
         return TargetCheck(**base, status="no_public_data",
                            reason=f"No bundled study is in subgroup {base['subgroup']!r}.")
+    allowed = target.get("statuses")
+    if isinstance(allowed, str):
+        allowed = [x.strip().lower() for x in allowed.replace(",", ";").split(";") if x.strip()]
+    target = dict(target, statuses=allowed or None)
+    if allowed:              # the target names the evidence it may use; without it, every row is audited
+        rows = [r for r in rows if str(r.get("status", "")).lower() in set(allowed)]
+        if not rows:
+            return TargetCheck(**base, status="no_public_data",
+                               reason=f"No bundled row has an allowed status ({', '.join(allowed)}).")
     labels = analysis.study_labels
     audit = _audit(target, rows, ctx, {} if cache is None else cache)
     best = _best(audit, rows) if audit is not None else None

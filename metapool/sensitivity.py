@@ -15,13 +15,13 @@ column, ``to_dict()``/``from_dict()`` store it in ``results/pooled/{outcome}.jso
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import chdtr
 
 from .models import fit_batch
-from .results import MetaResult, Record, array_field, frozen_array
+from .results import MetaResult, Record, array_field
 
 #: GOSH: all 2^k - 1 subsets are fitted up to this many studies, a random sample above it.
 GOSH_EXACT_MAX_K = 16

@@ -44,8 +44,16 @@ def test_pool_matches_metafor(capsys, csv_of, name):
     assert list(df.columns) == list(SUMMARY_COLUMNS) and len(df) == 1
     row, exp = df.iloc[0], case["expected"]
     assert row["method"] == case["method"] and row["ci_method"] == ci and row["k"] == exp["k"]
-    for key in ("se", "stat", "pval", "tau2", "I2", "Q"):
+    for key in ("se", "tau2", "I2", "Q"):
         assert_close(row[key], exp[key], rel=1e-6, what=key)
+    if case["measure"] in ("PR", "PLO", "PAS", "PFT"):
+        # metafor tests a single-arm proportion against 0 on the analysis scale (logit 0 = 50%);
+        # the summary prints no test without a stated null
+        assert pd.isna(row["null"]) and pd.isna(row["stat"]) and pd.isna(row["pval"])
+    else:
+        assert row["null"] == 1
+        for key in ("stat", "pval"):
+            assert_close(row[key], exp[key], rel=1e-6, what=key)
     assert_close(row["estimate_analysis"], exp["estimate"], rel=1e-9, what="estimate_analysis")
     for key in ("estimate", "ci_lb", "ci_ub", "pi_lb", "pi_ub"):
         assert_close(row[key], exp["back"][key], rel=1e-6, what=key)
@@ -93,20 +101,20 @@ def test_generic_defaults_to_gen(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["pool", "{missing}", "--measure", "PR"], "data file not found"),
+    (["pool", "{missing}", "--measure", "PR"], "nope.csv: file not found"),
     (["pool", "{prop}", "--measure", "XYZ"], "unknown measure 'XYZ'"),
     (["pool", "{prop}", "--measure", "PR", "--method", "BAYES"], "unknown method 'BAYES'"),
     (["pool", "{prop}", "--measure", "OR"], "cannot be computed from proportion data"),
     (["pool", "{prop}", "--measure", "PR", "--method", "MH"], "MH pools two-arm counts"),
     (["pool", "{bin}", "--measure", "SMD"], "cannot be computed from binary data"),
-    (["pool", "{bin}", "--measure", "RR", "--method", "PETO"], "PETO pools odds ratios"),
+    (["pool", "{bin}", "--measure", "RR", "--method", "PETO"], "PETO pools measure OR or PETO, not RR"),
     (["pool", "{prop}"], "--measure is required"),
-    (["pool", "{nostudy}", "--measure", "PR"], "no `study` column"),
-    (["pool", "{badcols}", "--measure", "PR"], "cannot tell the kind"),
-    (["pool", "{badvalue}", "--measure", "PR"], "not a number"),
+    (["pool", "{nostudy}", "--measure", "PR"], "column 'study': required column is missing"),
+    (["pool", "{badcols}", "--measure", "PR"], "badcols.csv, line 1: cannot tell"),
+    (["pool", "{badvalue}", "--measure", "PR"], "badvalue.csv, line 3, column 'events': value 'two'"),
     (["pool", "{empty}", "--measure", "PR"], "is empty"),
     (["pool", "{prop}", "--measure", "PR", "--ci", "t"], "unknown --ci"),
-    (["pool", "{prop}", "--measure", "PR", "--level", "95"], "--level must be between 0 and 1"),
+    (["pool", "{prop}", "--measure", "PR", "--level", "95"], "argument --level: 95 is not between 0 and 1"),
     (["pool", "{prop}", "--measure", "PR", "--format", "xml"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
 ])

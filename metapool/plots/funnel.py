@@ -18,7 +18,6 @@ from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 from ..dist import norm_ppf
 
 from .. import transforms
-from ..results import NotRun
 from . import style
 from .style import FONT_SIZE, SMALL_SIZE, TITLE_SIZE, fmt_num, fmt_p, measure_family, truncate, wrap
 

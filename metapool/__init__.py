@@ -7,7 +7,7 @@ Layers (no module imports one above it):
 * statistics: ``rows``, ``results``, ``transforms``, ``convert``, ``effects``, ``tau2`` at the
   bottom; ``models`` above them; analyses (``counts``, ``glmm``, ``sensitivity``, ``bias``,
   ``subgroups``, ``metareg``, ``audit``, ``analysis``) above models;
-* presentation (``plots``, ``tables``, ``report``) and entry points (``pipeline``, ``cli``) on top.
+* presentation (``plots``, ``tables``, ``report``) and entry points (``jobs`` for the workflow rules, ``cli``) on top.
 
 Names are imported lazily, so ``import metapool.config`` does not load numpy.
 """

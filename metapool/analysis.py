@@ -1,7 +1,7 @@
 """One outcome, end to end: rows -> effect sizes -> every configured model and analysis.
 
 :func:`analyse_outcome` is what the workflow's per-outcome job calls (through
-:mod:`metapool.pipeline`).  It returns one :class:`OutcomeAnalysis`: a frozen, typed record of
+:mod:`metapool.jobs.analyse_outcome`).  It returns one :class:`OutcomeAnalysis`: a frozen, typed record of
 everything computed for the outcome (every model, every further analysis, the reproduction checks
 of the published targets that name the outcome).  ``results/pooled/{outcome}.json`` is its
 ``to_dict()``; the tables, figures and the report read it and compute nothing.

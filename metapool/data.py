@@ -664,18 +664,20 @@ def load_studies(path) -> list:
 
 
 # --------------------------------------------------------------------------- targets
-def load_targets(path, *, outcomes: Iterable[str] | None = None) -> list:
+def load_targets(path, *, outcomes: Iterable[str] | None = None, ignored: Iterable[str] = ()) -> list:
     """Read and validate the published-targets table.
 
     Every target id is unique and file-name safe (it names ``results/audit/{target_id}.json``);
     ``estimate``, ``ci_lb``, ``ci_ub`` are finite numbers with ``ci_lb <= estimate <= ci_ub``;
     ``decimals`` a whole number 0-10; ``measure`` and ``model`` names from the registry;
     ``statuses`` a ``;``-separated list of evidence statuses; ``outcome``, when given and
-    ``outcomes`` is passed, a configured outcome.
+    ``outcomes`` is passed, a configured outcome or one of ``ignored`` (``ignore_outcomes``: the
+    target is kept with ``ignored`` True and reported as not analysed).
     """
     t = read_csv_table(path)
     _check_columns(t, ("target_id", "paper", "outcome", "estimate"), TARGET_COLUMNS)
     outcomes = None if outcomes is None else list(outcomes)
+    ignored = set(ignored)
     out, seen = [], {}
     for i in range(len(t.rows)):
         tid = _text(t, i, "target_id", what="a target id is required")
@@ -719,7 +721,9 @@ def load_targets(path, *, outcomes: Iterable[str] | None = None) -> list:
         if o:
             if not ID_PATTERN.fullmatch(o):
                 t.fail(i, "outcome", o, "an outcome key of letters, digits and '_'")
-            if outcomes is not None and o not in outcomes:
+            if o in ignored:
+                rec["ignored"] = True
+            elif outcomes is not None and o not in outcomes:
                 t.fail(i, "outcome", o, "an outcome configured in config.yaml (or empty when no outcome "
                                         "can be computed)" + _suggest(o, outcomes, 0.6))
         rec["outcome"] = o or None

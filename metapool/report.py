@@ -256,7 +256,7 @@ td.wide{min-width:18em;max-width:34em}td.src{min-width:16em;max-width:30em;overf
 ul.targets{padding-left:1.2em}ul.targets li{margin:.5em 0}
 .st-reproduced{background:#cdeccd}.st-reproduced_with_inferred{background:#e3edc0}
 .st-close{background:#fbecb5}.st-differs{background:#f6d0cf}
-.st-no_public_data,.st-no_number_printed{background:#e6e6e6}
+.st-no_public_data,.st-no_number_printed,.st-not_analysed{background:#e6e6e6}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#555;font-size:.85em}
 details{margin:.4em 0}details>summary{cursor:pointer;color:#1f4e79}

@@ -22,7 +22,9 @@ Statuses (*u*: one unit of the last printed digit)
 ``no_public_data``
     the paper prints a number but no public study data exist for it;
 ``no_number_printed``
-    the paper prints a statement, no number.
+    the paper prints a statement, no number;
+``not_analysed``
+    the target's outcome is listed in ``ignore_outcomes``: this review does not analyse it.
 
 A comparison that rests on one study says so (``single_study``): one study says little about a
 pooled estimate.  A target that repeats another target's number (the same figure attributed to a
@@ -31,7 +33,7 @@ second paper) names it in ``duplicate_of``; the headline counts each distinct nu
 Validated against
 -----------------
 The audit is validated against R metafor (``tests/audit_cases.json``); the status rules are
-checked on synthetic numbers in ``tests/test_reproduce.py``.
+checked on synthetic numbers in ``tests/test_report.py``.
 """
 from __future__ import annotations
 
@@ -45,11 +47,11 @@ from .results import MetaResult, Record
 __all__ = ["STATUSES", "TargetCheck", "check_targets", "check_unlinked", "classify", "unit_of", "headline"]
 
 STATUSES = ("reproduced", "reproduced_with_inferred", "close", "differs", "no_public_data",
-            "no_number_printed")
+            "no_number_printed", "not_analysed")
 BOUNDS = ("estimate", "ci_lb", "ci_ub")
 STATUS_WORDS = {"reproduced": "reproduced", "reproduced_with_inferred": "reproduced only with inferred numbers",
                 "close": "close", "differs": "differs", "no_public_data": "no public data",
-                "no_number_printed": "no number printed"}
+                "no_number_printed": "no number printed", "not_analysed": "not analysed in this review"}
 
 
 @dataclass(frozen=True)
@@ -183,9 +185,13 @@ def _base(target: Mapping) -> dict:
 
 
 def check_unlinked(target: Mapping) -> TargetCheck:
-    """A target without bundled data: ``no_number_printed`` or ``no_public_data``, with the audit's
-    scale checks where a number is printed (they need no study data)."""
+    """A target without an analysed outcome: ``not_analysed`` (its outcome is ignored),
+    ``no_number_printed`` or ``no_public_data``, with the audit's scale checks where a number is
+    printed (they need no study data)."""
     base = _base(target)
+    if target.get("ignored"):
+        return TargetCheck(**base, status="not_analysed",
+                           reason=f"Outcome {base['outcome']!r} is listed in ignore_outcomes in config.yaml.")
     if not math.isfinite(base["published_estimate"]):
         return TargetCheck(**base, status="no_number_printed",
                            reason="The paper states this without a number.")

@@ -118,7 +118,8 @@ def _make_plan(config: Mapping, files: Sequence) -> Plan:
     studies = load_studies(config["studies"])
     rows = load_tables(config["tables"], config.get("extra_studies") or [], studies=studies)
     outcomes = list(config["outcomes"])
-    targets = load_targets(config["targets"], outcomes=outcomes) if config.get("targets") else []
+    targets = load_targets(config["targets"], outcomes=outcomes,
+                           ignored=config.get("ignore_outcomes") or ()) if config.get("targets") else []
     by_outcome: dict = {}
     for r in rows:
         by_outcome.setdefault(r["outcome"], []).append(r)
@@ -382,7 +383,8 @@ def code_fingerprint(package: str | os.PathLike, entry: str) -> str:
         if m in seen:
             continue
         seen.add(m)
-        todo += sorted(_module_imports(package, m) - seen)
+        parents = {".".join(m.split(".")[:i]) for i in range(1, m.count(".") + 1)}   # their __init__ runs too
+        todo += sorted((_module_imports(package, m) | parents) - seen)
     h = hashlib.sha256()
     for m in sorted(seen):
         p = package / (m.replace(".", "/") + ".py")

@@ -58,6 +58,21 @@ def copy_project(dest, parts=PROJECT_PARTS, source=ROOT):
     return dest
 
 
+def keep_only_outcomes(cfg: dict, outcomes, project) -> dict:
+    """Restrict ``cfg`` (a parsed config.yaml of ``project``) to ``outcomes``: the other outcomes'
+    rows are listed in ``ignore_outcomes``, as a user who narrows a review does."""
+    import csv
+
+    cfg["outcomes"] = {k: cfg["outcomes"][k] for k in outcomes}
+    present = set()
+    for t in cfg["tables"]:
+        with open(Path(project) / t, newline="", encoding="utf-8") as fh:
+            present |= {r["outcome"] for r in csv.DictReader(fh)}
+    present |= {r["outcome"] for r in cfg.get("extra_studies") or []}
+    cfg["ignore_outcomes"] = sorted(present - set(outcomes))
+    return cfg
+
+
 def run_snakemake(cwd, *args, timeout=900, env=None):
     """``snakemake --cores 2 ARGS`` in ``cwd`` (a subprocess); the CompletedProcess."""
     import os

@@ -5,7 +5,7 @@ so every analysis runs; and a k = 2 outcome, so every analysis says "not run") i
 :func:`metapool.analysis.analyse_outcome`.  Every stored analysis must equal the direct call of the
 function that computes it (those are validated against R metafor in their own test files), the
 typed result must survive its JSON round trip unchanged, and the outcome job
-(:func:`metapool.pipeline.run_outcome`) must draw exactly the figures the plan declared.
+(:func:`metapool.jobs.analyse_outcome.run_outcome`) must draw exactly the figures the plan declared.
 """
 import json
 
@@ -111,7 +111,7 @@ def test_small_k_says_not_run_with_the_reason(pair):
 
 
 def test_the_job_draws_exactly_the_planned_figures(tmp_path):
-    from metapool.pipeline import run_outcome
+    from metapool.jobs.analyse_outcome import run_outcome
     from metapool.workflow import _dumps
 
     studies, rows, pair = synthetic()

@@ -266,7 +266,7 @@ def _csv(records):
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case=projects())
 def test_generated_projects_are_refused_with_a_location_or_run_every_job(tmp_path_factory, case):
-    from metapool.pipeline import run_outcome
+    from metapool.jobs.analyse_outcome import run_outcome
 
     rows, studies, entry = case
     d = tmp_path_factory.mktemp("gen")
@@ -301,8 +301,6 @@ def snapshot(folder: Path) -> dict:
 @pytest.mark.slow
 def test_a_bad_edit_after_a_finished_run_leaves_every_result_byte_identical(tmp_path):
     project = copy_project(tmp_path / "p")
-    for part in ("metapool",):
-        shutil.copytree(ROOT / part, project / part, ignore=shutil.ignore_patterns("__pycache__"))
     res = snakemake(project, "-q")
     assert res.returncode == 0, res.stderr[-3000:]
     before = snapshot(project / "results")

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_project, run_snakemake
+from conftest import copy_project, keep_only_outcomes, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -231,10 +231,7 @@ def test_two_reviews_as_modules_in_one_dag(tmp_path):
     for name, outcomes in (("review_a", ("injection_site",)), ("review_b", ("sae_rr", "fever"))):
         d = tmp_path / name
         copy_project(d, parts=("config.yaml", "data"))
-        cfg = yaml.safe_load((d / "config.yaml").read_text())
-        cfg["outcomes"] = {k: cfg["outcomes"][k] for k in outcomes}
-        present = {r["outcome"] for t in cfg["tables"] for r in read_csv(d / t)}
-        cfg["ignore_outcomes"] = sorted(present - set(outcomes))
+        cfg = keep_only_outcomes(yaml.safe_load((d / "config.yaml").read_text()), outcomes, d)
         (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False, width=200, allow_unicode=True))
     (tmp_path / "Snakefile").write_text(f'''
 module review_a:

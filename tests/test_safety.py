@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_PARTS, copy_project
+from conftest import PROJECT_PARTS, copy_project, keep_only_outcomes
 import yaml
 
 from metapool.config import ConfigError, config_paths, path_problem, read_config
@@ -35,15 +35,18 @@ def snakemake(cwd: Path, *args, dry=False):
 
 
 def rename_study(project: Path, old: str, new: str):
-    """Rename a study key in the study table and every outcome table (CSV-quoted as needed)."""
+    """Rename a study key (and its display label) in the study table and every outcome table."""
     for f in (project / "data" / "raw").glob("*.csv"):
         rows = list(csv.reader(io.StringIO(f.read_text(encoding="utf-8"), newline="")))
         if "study" not in rows[0]:
             continue
         i = rows[0].index("study")
+        j = rows[0].index("label") if "label" in rows[0] else None     # the study table's display label
         for r in rows[1:]:
             if r[i] == old:
                 r[i] = new
+                if j is not None:
+                    r[j] = new
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(rows)
         f.write_text(buf.getvalue(), encoding="utf-8")
@@ -56,7 +59,7 @@ def hostile_run(tmp_path_factory):
     cwd = copy_project(tmp_path_factory.mktemp("safety") / "p")
     cfg = yaml.safe_load((cwd / "config.yaml").read_text())
     keep = ["ln_remission", "sri4_wk12", "injection_site"]
-    cfg["outcomes"] = {o: cfg["outcomes"][o] for o in keep}
+    keep_only_outcomes(cfg, keep, cwd)
     for o in keep:                      # every renamed study enters the results
         cfg["outcomes"][o]["status"] = ["reported", "derived", "secondary", "inferred"]
     cfg["title"] = f"Review {EVIL} & <b>bold</b>"

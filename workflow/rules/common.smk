@@ -7,7 +7,7 @@
 import sys
 from pathlib import Path
 
-_ROOT = Path(workflow.basedir)
+_ROOT = Path(str(workflow.current_basedir)).resolve().parents[1]   # this workflow's folder (also as a module)
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
@@ -73,8 +73,7 @@ def _plan():
 PLAN = _plan()
 OUTCOMES = PLAN.outcomes
 # Each job reruns when the package modules it imports change (Snakemake's params trigger).
-CODE = {rule: code_fingerprint(_ROOT / "metapool", entry)
-        for rule, entry in (("analyse_outcome", "pipeline"), ("report", "report"))}
+CODE = {rule: code_fingerprint(_ROOT / "metapool", f"jobs.{rule}") for rule in ("analyse_outcome", "report")}
 
 
 wildcard_constraints:

@@ -6,7 +6,7 @@ rule report:
     input:
         pooled=expand(f"{RESULTS}/pooled/{{outcome}}.json", outcome=OUTCOMES),
         figures=expand(f"{RESULTS}/figures/{{outcome}}", outcome=OUTCOMES),
-        studies=lambda wc: str(REVIEW / config["studies"]) if PREFIX else config["studies"],
+        studies=config["studies"],   # used as a module, Snakemake puts the prefix in front
     output:
         summary_csv=report(REPORT_OUTPUTS["summary_csv"], caption="../report/summary.rst", category="Tables"),
         summary_md=REPORT_OUTPUTS["summary_md"],

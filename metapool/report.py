@@ -71,12 +71,16 @@ def fmt_value(x, measure: str = "", digits: int | None = None) -> str:
 
 
 def fmt_ci(est, lb, ub, measure: str = "", digits: int | None = None, html_span: bool = True) -> str:
-    """``54.8% (37.3% to 72.4%)``; in HTML wrapped so that it never breaks across lines."""
+    """``54.8% (37.3% to 72.4%)``.  In HTML the interval never breaks across lines (``ci-i``); in
+    narrow table columns the line may break between the estimate and its interval."""
     text = fmt_value(est, measure, digits)
+    interval = ""
     if math.isfinite(_num(lb)) and math.isfinite(_num(ub)):
-        lo, hi = fmt_value(lb, measure, digits), fmt_value(ub, measure, digits)
-        text += f" ({lo} to {hi})"
-    return f'<span class="ci">{html.escape(text)}</span>' if html_span else text
+        interval = f"({fmt_value(lb, measure, digits)} to {fmt_value(ub, measure, digits)})"
+    if not html_span:
+        return f"{text} {interval}".strip()
+    inner = html.escape(text) + (f' <span class="ci-i">{html.escape(interval)}</span>' if interval else "")
+    return f'<span class="ci">{inner}</span>'
 
 
 def fmt_p(p) -> str:
@@ -246,12 +250,12 @@ a.up{font-size:.8em;font-weight:normal;margin-left:.6em;color:#1f4e79;text-decor
 .scroll{overflow-x:auto;max-width:100%;margin:.6em 0}
 table{border-collapse:collapse;font-size:.88em;margin:0}
 table.fixed{table-layout:fixed;width:100%}table.fixed td{overflow-wrap:anywhere}
-table.fixed .ci{white-space:normal}table.fixed .ci{display:inline-block}
+table.fixed .ci{white-space:normal}
 th,td{border:1px solid #d3d7dc;padding:.3em .5em;vertical-align:top;text-align:left}
 th{background:#f2f4f6;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.wide{min-width:18em;max-width:34em}td.src{min-width:16em;max-width:30em;overflow-wrap:anywhere}
-.ci{white-space:nowrap;font-variant-numeric:tabular-nums}
+.ci{white-space:nowrap;font-variant-numeric:tabular-nums}.ci-i{white-space:nowrap}
 .badge{display:inline-block;padding:.05em .45em;border-radius:.8em;font-size:.85em}
 ul.targets{padding-left:1.2em}ul.targets li{margin:.5em 0}
 .st-reproduced{background:#cdeccd}.st-reproduced_with_inferred{background:#e3edc0}
@@ -385,8 +389,8 @@ def _published_section(checks, analyses_by_key) -> str:
         dups = [d.target_id for d in checks if d.duplicate_of == c.target_id]
         head_ = f"{c.target_id}" + (f" (also {', '.join(dups)})" if dups else "")
         why.append(f'<li id="t-{_slug(c.target_id)}"><b>{_e(head_)}</b> {_badge(c.status, c.single_study)} '
-                   f"<span class='note'>{_e(_paper_short(c.paper))}</span><br>{_e(c.reason)}"
-                   + (f"<br><span class='note'>Not public: {_e(c.missing)}</span>" if c.missing else "")
+                   f"<span class='note'>{_e(_paper_short(c.paper))}</span><br>{_linked(c.reason)}"
+                   + (f"<br><span class='note'>Not public: {_linked(c.missing)}</span>" if c.missing else "")
                    + _audit_details(c) + "</li>")
     out += ("<details><summary>Why each verdict, and how each number could have been computed</summary>"
             "<ul class='targets'>" + "".join(why) + "</ul></details>")
@@ -749,11 +753,11 @@ def _sources_html(a) -> str:
             s = _sens(a)
             data = next((r for r in (s.rows if s else ()) if str(r.get("study")) == p["study"]), {})
         status = _e(p.get("status", "")) + ("" if p.get("pooled", True) else " <span class='note'>(not in the primary pool)</span>")
-        note = _e(p.get("note", ""))
+        note = _linked(p.get("note", ""))
         if p.get("conversion"):
             note = f"<i>{_e(p['conversion'])}</i>. {note}"
         rows.append([_e(a.label_of(p["study"])), _e(_data_text(a, data)), status,
-                     _linked(p.get("source", "")), _e(p.get("quote", "")), note])
+                     _linked(p.get("source", "")), _linked(p.get("quote", "")), note])
     return ("<details><summary>Data rows and sources</summary>"
             + _table(["Study", "Data", "Status", "Source", "Quote", "Note"], rows,
                      [None, None, None, "src", "wide", "wide"]) + "</details>")
@@ -884,7 +888,7 @@ def _studies_html(studies, used: set) -> str:
                      "yes" if s["study"] in used else "", _e(s.get("design")), _e(s.get("disease")),
                      _e(s.get("dose_regimen")),
                      DASH if s.get("n") is None else f"{_num(s['n']):.0f}", _e(s.get("registration")),
-                     _linked(s.get("source")), _e(s.get("note"))])
+                     _linked(s.get("source")), _linked(s.get("note"))])
     return _table(["Study", "Has data", "Design", "Disease", "Dose regimen", "n", "Registration", "Source", "Note"],
                   rows, [None, None, None, None, None, "num", None, "src", "wide"])
 

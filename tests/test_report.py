@@ -179,7 +179,7 @@ def test_the_report_shows_the_inferred_sensitivity_analysis_beside_the_primary_r
     html = render_html([a], [], {})
     sec = _section(html, "o")
     assert "Including inferred numbers</b> (J2019 (inferred))" in sec
-    assert "54.8% (37.4% to 71.1%)</span> with them (k = 2)" in sec      # 17/31, logit-scale FE
+    assert '54.8% <span class="ci-i">(37.4% to 71.1%)</span></span> with them (k = 2)' in sec   # 17/31, logit FE
     assert sec.index("Including inferred numbers") < sec.index("Notes on this analysis")
     b = analyse_outcome("o", {"label": "o", "measure": "PLO"}, _rows(["A", "B"], [3, 5], [20, 25]))
     assert b.inferred_sensitivity is None or isinstance(b.inferred_sensitivity, NotRun)

@@ -149,6 +149,15 @@ def test_report_covers_every_outcome_and_target(bundled_run, config):
     assert len(html.encode()) < 2_000_000
 
 
+def test_snakemake_native_report_works(bundled_run, tmp_path):
+    """`snakemake --report` (Snakemake's own report: figures, tables, code, rule graph) from a run."""
+    out = tmp_path / "snakemake_report.html"
+    res = run_snakemake(bundled_run, "--report", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = out.read_text(encoding="utf-8", errors="replace")
+    assert "summary.csv" in html and "reproduction.csv" in html and "analyse_outcome" in html
+
+
 def test_no_process_is_left_behind(bundled_run):
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(bundled_run) not in out

@@ -289,8 +289,8 @@ def _fit_all(effects: EffectSizes, rows, spec: OutcomeSpec, outcome: str) -> tup
     for m in spec.methods:
         if effects.k < 2 and not registry.is_fixed(m):
             if registry.METHODS[m].pools == "binomial":
-                glmm = NotRun(f"k = {effects.k}: a random-effects model needs 2 studies")
-            notes.append(f"{m} not fitted: k = {effects.k} (a random-effects model needs 2 studies)")
+                glmm = NotRun(f"k = {effects.k} (random-effects models need 2 studies)")
+            notes.append(f"{m} not fitted: k = {effects.k} (random-effects models need 2 studies)")
             continue
         try:
             fits.append(fit_method(m, effects, rows, spec))

@@ -165,7 +165,7 @@ def pool_rows(kind: str, rows: list, *, measure: str, methods: Sequence[str], ci
         notes += [where + n for n in es.notes if "appears" in n]
         for m in spec.methods:
             if es.k == 1 and METHODS[m].model == "random":
-                notes.append(f"{where}{m} not fitted: k = 1 (a random-effects model needs 2 studies)")
+                notes.append(f"{where}{m} not fitted: k = 1 (random-effects models need 2 studies)")
                 continue
             try:
                 res = fit_method(m, es, mine, spec)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .registry import ANALYSES, FIGURE_TITLES, MEASURES, METHODS, TESTS
-from .reproduce import STATUS_WORDS, STATUSES, headline
+from .reproduce import STATUS_WORDS, STATUSES, distance_text, headline
 from .results import NotRun
 from .tables import null_test, to_markdown
 
@@ -439,7 +439,8 @@ def _audit_details(c) -> str:
     elif a.get("nearest"):
         nr = a["nearest"]
         items.append(f"no model reproduces it; nearest: {nr.get('method')} {nr.get('measure')} "
-                     f"({nr.get('test')}), {_num(nr.get('distance')):.1f} printed units away")
+                     f"({nr.get('test')}), "
+                     f"{distance_text(nr.get('distance'), c.published_estimate, c.decimals, nr.get('measure') or '')}")
     miss = a.get("missing")
     if isinstance(miss, Mapping) and miss.get("summary"):
         items.append(f"what the non-public studies must contain: {miss['summary']}")

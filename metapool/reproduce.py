@@ -44,7 +44,8 @@ from typing import Mapping, Sequence
 from .registry import MEASURES, METHODS, PRIMARY_STATUSES
 from .results import MetaResult, Record
 
-__all__ = ["STATUSES", "TargetCheck", "check_targets", "check_unlinked", "classify", "unit_of", "headline"]
+__all__ = ["STATUSES", "TargetCheck", "check_targets", "check_unlinked", "classify", "unit_of", "headline",
+           "distance_text"]
 
 STATUSES = ("reproduced", "reproduced_with_inferred", "close", "differs", "no_public_data",
             "no_number_printed", "not_analysed")
@@ -264,6 +265,22 @@ def _counts_text(r: Mapping) -> str:
     return ""
 
 
+def distance_text(units, published, decimals, measure: str = "") -> str:
+    """How far a computed number is from a printed one, in words: percentage points for
+    proportions, else the difference and its count of last-digit units (``units`` is the
+    distance in units of the last printed digit, as :func:`classify` returns it)."""
+    units = _num(units)
+    if not math.isfinite(units):
+        return "no comparable number"
+    diff = units * unit_of(published, decimals)
+    family = MEASURES[measure].family if measure in MEASURES else ""
+    if family == "proportion":
+        return f"{100 * diff:.1f} percentage points from the printed value"
+    d = _num(decimals)
+    d = int(d) if math.isfinite(d) else 3
+    return f"{diff:.{d}f} from the printed value ({units:.0f} units of its last digit)"
+
+
 def _fmt(x, measure, decimals) -> str:
     if not math.isfinite(_num(x)):
         return "-"
@@ -437,7 +454,8 @@ def _from_target_model(base, analysis, ctx, target, rows, labels, audit) -> Targ
     inf_text = [f"{labels.get(str(r['study']), r['study'])} {_counts_text(r)}".strip() for r in inferred]
     who = " + ".join(labels.get(s, s) for s in studies)
     reason = (f"No model or subset of the public studies matches; {method} {measure} of {who} gives "
-              f"{_fmt(rep['estimate'], measure, base['decimals'])}, {worst:.1f} printed units away.")
+              f"{_fmt(rep['estimate'], measure, base['decimals'])}, "
+              f"{distance_text(worst, base['published_estimate'], base['decimals'], measure)}.")
     if inf_text:
         reason += f" Includes the inferred {', '.join(inf_text)}."
     if audit is not None and audit.nearest:
@@ -447,7 +465,8 @@ def _from_target_model(base, analysis, ctx, target, rows, labels, audit) -> Targ
         if not same:
             n_st = len(nr.get("studies", []))
             reason += (f" Nearest model: {nr.get('method')} {nr.get('measure')} of {n_st} "
-                       f"{'study' if n_st == 1 else 'studies'}, {_num(nr.get('distance')):.1f} units away.")
+                       f"{'study' if n_st == 1 else 'studies'}, "
+                       f"{distance_text(nr.get('distance'), base['published_estimate'], base['decimals'], measure)}.")
     if len(studies) == 1:
         reason += " Single study: says little about a pooled estimate."
     return TargetCheck(**base, computed_estimate=rep["estimate"], computed_ci_lb=rep["ci_lb"],

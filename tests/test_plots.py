@@ -378,7 +378,7 @@ def test_one_and_two_studies(tmp_path, k):
         fits.append(dataclasses.replace(f, study=e.study[:k], yi=sub(e.yi), vi=sub(e.vi),
                                         weights=np.full(k, 100.0 / k), k=k, ni=sub(e.ni),
                                         Q=math.nan if k == 1 else 1.0, Q_df=k - 1.0))
-    notes = ("REML not fitted: k = 1 (a random-effects model needs 2 studies)",) if k == 1 else ()
+    notes = ("REML not fitted: k = 1 (random-effects models need 2 studies)",) if k == 1 else ()
     an = _with(a, effects=eff, fits=tuple(fits), notes=notes)
     fig = build_forest(an)
     t, s = texts(fig), all_text(fig)

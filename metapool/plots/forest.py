@@ -23,6 +23,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from .. import transforms
 from ..dist import norm_ppf
+from ..registry import MEASURES
 from ..results import MetaResult, NotRun
 from . import style
 from .style import (FONT_SIZE, ROW_H, SMALL_SIZE, TITLE_SIZE, fmt_num, fmt_p, fmt_raw, fmt_tau2,
@@ -353,9 +354,13 @@ def _not_fitted(analysis) -> list:
         for n in analysis.notes:
             if n.startswith(f"{m} not fitted:"):
                 why = n.split(":", 1)[1].strip()
-        out.append(f"{m} not fitted: {why or 'see the report'}.")
-    out += [n.rstrip(".") + "." for n in analysis.notes if " fitted to show the single study" in n]
-    return out
+        out.append((m, why or "see the report"))
+    grouped: dict = {}                   # one line per reason: "DL, REML, GLMM not fitted: k = 1 (...)"
+    for m, why in out:
+        grouped.setdefault(why, []).append(m)
+    lines = [f"{', '.join(ms)} not fitted: {why}." for why, ms in grouped.items()]
+    lines += [n.rstrip(".") + "." for n in analysis.notes if " fitted to show the single study" in n]
+    return lines
 
 
 # ----------------------------------------------------------------------------- forest
@@ -558,7 +563,8 @@ def build_forest(analysis, *, title: str | None = None,
         n_text += f", N = {fmt_raw(float(np.sum(eff.ni)))} participants"
     how = "normal approximation"
     if sc.family == "ratio" or eff.measure.upper() in ("PLO", "PAS", "PFT"):
-        how += " on the analysis scale, back-transformed"
+        scale = MEASURES[eff.measure.upper()].analysis_label if eff.measure.upper() in MEASURES else "analysis"
+        how += f" on the {scale} scale, back-transformed"
     footers.append(n_text + f"; study CIs: {ci_pct}, {how}.")
     if any(r.kind == "pi" for r in rows):
         footers.append(_pi_note(primary))

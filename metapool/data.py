@@ -142,8 +142,7 @@ def _show(v) -> str:
     s = "" if v is None else str(v)
     if s.strip() == "":
         return "'' (empty)"
-    s = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
-    return repr(s if len(s) <= 60 else s[:57] + "...")
+    return repr(s if len(s) <= 60 else s[:57] + "...")      # repr shows control characters as \x00
 
 
 def _suggest(name: str, candidates: Iterable[str], cutoff: float = 0.75) -> str:
@@ -642,12 +641,17 @@ def load_studies(path) -> list:
     """
     t = read_csv_table(path)
     _check_columns(t, ("study",), STUDY_COLUMNS)
-    out, seen = [], {}
+    out, seen, folded = [], {}, {}
     for i in range(len(t.rows)):
         s = _text(t, i, "study", what="a study key is required")
         if s in seen:
             t.fail(i, "study", s, f"each study appears once; it is already on line {seen[s]}")
+        if s.casefold() in folded:        # 'He2020' and 'he2020': one study typed twice, or a typo
+            other, line = folded[s.casefold()]
+            t.fail(i, "study", s, f"a key that differs from {other!r} (line {line}) in more than "
+                                  "letter case (keys are compared exactly, so one study would become two)")
         seen[s] = t.lines[i]
+        folded[s.casefold()] = (s, t.lines[i])
         rec = {c: (v or None) for c, v in zip(t.header, t.rows[i])}
         for c in STUDY_NUMERIC:
             if t.has(c):

@@ -188,10 +188,12 @@ def reproduction_markdown(checks) -> str:
         m = c.measure or ""
         rows.append({"target": c.target_id, "outcome": c.outcome + (f" [{c.subgroup}]" if c.subgroup else ""),
                      "published": fmt_ci(c.published_estimate, c.published_ci_lb, c.published_ci_ub,
-                                         m or _guess_measure(c), html_span=False)
+                                         m or _guess_measure(c), digits=_pub_digits(c, m or _guess_measure(c)),
+                                         html_span=False)
                      if math.isfinite(c.published_estimate) else "no number",
                      "computed": fmt_ci(c.computed_estimate, c.computed_ci_lb, c.computed_ci_ub, m,
-                                        html_span=False) if math.isfinite(c.computed_estimate) else DASH,
+                                        digits=_pub_digits(c, m, extra=1), html_span=False)
+                     if math.isfinite(c.computed_estimate) else DASH,
                      "model": c.model_label() or DASH,
                      "status": STATUS_WORDS[c.status] + (" (k = 1)" if c.single_study else "")
                      + (f"; repeats {c.duplicate_of}" if c.duplicate_of else ""),

@@ -266,19 +266,19 @@ def _counts_text(r: Mapping) -> str:
 
 
 def distance_text(units, published, decimals, measure: str = "") -> str:
-    """How far a computed number is from a printed one, in words: percentage points for
-    proportions, else the difference and its count of last-digit units (``units`` is the
-    distance in units of the last printed digit, as :func:`classify` returns it)."""
+    """How far computed numbers are from the printed ones (the largest difference over estimate and
+    CI bounds), in words: percentage points for proportions, else the difference and its count of
+    last-digit units (``units`` as :func:`classify` returns it)."""
     units = _num(units)
     if not math.isfinite(units):
         return "no comparable number"
     diff = units * unit_of(published, decimals)
     family = MEASURES[measure].family if measure in MEASURES else ""
     if family == "proportion":
-        return f"{100 * diff:.1f} percentage points from the printed value"
+        return f"off by up to {100 * diff:.1f} percentage points"
     d = _num(decimals)
     d = int(d) if math.isfinite(d) else 3
-    return f"{diff:.{d}f} from the printed value ({units:.0f} units of its last digit)"
+    return f"off by up to {diff:.{d}f} ({units:.0f} units of the last printed digit)"
 
 
 def _fmt(x, measure, decimals) -> str:

@@ -135,10 +135,11 @@ def _leftovers(folder, wait=15.0):
 
 
 def _result_files(root):
-    """{path relative to results/: bytes} of every file under results/ except results/logs/."""
+    """{path relative to results/: bytes} of every file under results/ except the logs and the
+    benchmark files (run times and memory differ from run to run by nature)."""
     base = Path(root) / "results"
     return {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*"))
-            if p.is_file() and p.relative_to(base).parts[0] != "logs"}
+            if p.is_file() and p.relative_to(base).parts[0] not in ("logs", "benchmarks")}
 
 
 @pytest.fixture(scope="module")

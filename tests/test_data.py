@@ -441,6 +441,14 @@ def test_a_short_row_is_reported_as_too_short(tmp_path):
     assert "4 cells" in msg and "5 columns" in msg
 
 
+def test_two_study_keys_that_differ_only_in_case_are_refused(tmp_path):
+    p = write(tmp_path, "s.csv", "study,author,year\nHe2020,He J,2020\nhe2020,He J,2020\n")
+    with pytest.raises(DataError, match="letter case") as e:
+        D.load_studies(p)
+    msg = expect(e, p, 3, "study", "he2020")
+    assert "'He2020' (line 2)" in msg
+
+
 def test_a_long_row_says_where_the_surplus_starts(tmp_path):
     p = write(tmp_path, "w.csv", PROP_HEADER + "\nA2020,x,3,10,src,reported,a note, with a comma\n")
     with pytest.raises(DataError, match="too long") as e:

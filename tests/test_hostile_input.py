@@ -148,10 +148,28 @@ BOMB = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcd
 
 
 def test_a_yaml_alias_bomb_is_refused_before_it_expands(project):
-    # 9**9 (387 million) strings if expanded: the reader counts aliases and stops at the limit
+    # 9**9 (387 million) strings if expanded, from 72 aliases: the expansion count stops it
     (project / "config.yaml").write_text('a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + BOMB)
     with pytest.raises(ConfigError, match="expands to more than"):
         read_config(project / "config.yaml")
+
+
+def test_more_aliases_than_the_limit_are_refused(project):
+    from metapool.config import MAX_ALIASES
+
+    many = "".join(f"k{i}: *a\n" for i in range(MAX_ALIASES + 1))
+    (project / "config.yaml").write_text("a: &a 1\n" + many)
+    with pytest.raises(ConfigError, match=f"more than {MAX_ALIASES} YAML aliases"):
+        read_config(project / "config.yaml")
+
+
+def test_a_control_character_in_config_yaml_is_refused_with_its_line(project):
+    text = (project / "config.yaml").read_text()
+    line = text[:text.index("title:")].count("\n") + 1
+    (project / "config.yaml").write_text(text.replace("title: ", "title: \x07", 1))
+    with pytest.raises(ConfigError, match=r"control character \(\\x07\)") as e:
+        read_config(project / "config.yaml")
+    assert f"line {line}" in str(e.value)
 
 
 def test_a_huge_config_is_refused_before_it_is_parsed(project):

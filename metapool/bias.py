@@ -5,7 +5,7 @@ against it in ``tests/test_bias.py`` (reference cases in ``tests/metafor_cases_b
 ``tests/make_bias_cases.R``, and the bias cases of ``tests/metafor_cases.json``).
 
 With fewer than 10 studies these tests have little power to tell chance from asymmetry
-(Cochrane Handbook for Systematic Reviews of Interventions, section 10.4.3.1); every result then
+(Sterne et al., BMJ 2011;343:d4002; Cochrane Handbook version 6.4, chapter 13); every result then
 carries :data:`POWER_NOTE` in ``power_note`` so that reports do not imply a verdict.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["POWER_NOTE", "RegressionTest", "RankTest", "TrimFill", "regression_t
            "peters_test", "begg_test", "trim_and_fill", "kendall_exact_cdf"]
 
 POWER_NOTE = ("with fewer than 10 studies these tests have little power "
-              "(Cochrane Handbook 10.4.3.1)")
+              "(Sterne et al. 2011; Cochrane Handbook 6.4, chapter 13)")
 MIN_K_FOR_POWER = 10
 
 

@@ -5,8 +5,8 @@ parses it, i.e. before any job runs.  Every problem is a :class:`ConfigError` wh
 the file, the line and column as an editor shows them (both counted from 1), the key
 (``outcomes/fever/measure``), the value and what is allowed, e.g.::
 
-    config.yaml, line 31, column 14, key outcomes/fever/measure: value 'XYZ' is not allowed:
-    one of PR, PLO, PAS, PFT, RR, OR, RD, MD, SMD, SMCR, SMCC, GEN; did you mean 'PR'?
+    config.yaml, line 31, column 14, key outcomes/fever/measure: value 'PLOO' is not allowed:
+    one of PR, PLO, PAS, PFT, RR, OR, RD, PETO, MD, SMD, SMCR, SMCC, MC, GEN; did you mean 'PLO'?
 
 Why the workflow reads ``config.yaml`` itself first (:func:`read_config`): Snakemake's own loader
 (``configfile:``) reports any YAML error as "Config file is not valid JSON or YAML" without a
@@ -25,11 +25,13 @@ built from outcome keys, which :func:`check_outcome_keys` restricts to letters, 
 ``_``; no config value can therefore make the pipeline write outside the working directory.
 
 This module imports only the standard library at import time (``yaml`` and ``jsonschema`` when
-used), and the workflow loads it without importing the ``metapool`` package, so that a run with
-nothing to do stays fast.
+used; ``metapool/__init__.py`` imports nothing eagerly), so that a run with nothing to do stays fast.
+Files given with ``--configfile`` are loaded by Snakemake itself before the workflow is parsed;
+``workflow/rules/common.smk`` re-reads them with :func:`read_config` for the same located checks.
 
-Validated against: ``tests/test_bad_input.py`` (one broken config per check, run through
-``snakemake -n``) and ``tests/test_safety.py``.
+Validated against: ``tests/test_bad_input.py`` (one broken config per check, through
+:func:`metapool.workflow.load_project`, a few through Snakemake), ``tests/test_hostile_input.py``
+and ``tests/test_safety.py``.
 """
 from __future__ import annotations
 

@@ -4,10 +4,6 @@ Every writer creates a temporary file in the destination directory and moves it 
 with :func:`os.replace`, which is atomic on POSIX and Windows when source and destination are
 on the same file system.  A job that is killed mid-write therefore leaves either the old file
 or no file, never a truncated one.
-
-:func:`write_if_changed` additionally keeps the file (and its modification time) untouched
-when the new content is identical; the workflow uses it for the per-outcome data snapshots so
-that Snakemake re-runs only the outcomes whose inputs really changed.
 """
 from __future__ import annotations
 
@@ -18,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_bytes", "write_text", "write_json", "write_csv", "write_if_changed", "dumps_json",
+__all__ = ["write_bytes", "write_text", "write_json", "write_csv", "dumps_json",
            "remove_stale_temporaries"]
 
 
@@ -76,25 +72,6 @@ def write_csv(path, frame, **kwargs) -> Path:
     kwargs.setdefault("index", False)
     kwargs.setdefault("lineterminator", "\n")
     return write_text(path, frame.to_csv(**kwargs))
-
-
-def write_if_changed(path, text: str) -> bool:
-    """Write ``text`` atomically only if the file is missing or its content differs.
-
-    Returns
-    -------
-    bool
-        True when the file was (re)written, False when it already held ``text``.
-    """
-    path = Path(path)
-    data = text.encode("utf-8")
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    write_bytes(path, data)
-    return True
 
 
 def remove_stale_temporaries(path) -> int:

@@ -1,7 +1,7 @@
 """The one place that names what metapool can do: data kinds, measures, methods, analyses, figures.
 
 Everything else reads this module: the config schema (``workflow/schemas/config.schema.yaml`` is
-generated from :func:`config_schema`; ``tests/test_registry.py`` checks the file is current), the
+generated from :func:`config_schema`; ``tests/test_workflow_config.py`` checks the file is current), the
 config checks made before any job (:mod:`metapool.config`, :mod:`metapool.workflow`), the
 analysis dispatcher (:mod:`metapool.analysis`), the command line (:mod:`metapool.cli`) and the
 report (labels).  Which measure and method go together is decided by :func:`method_problem`
@@ -226,7 +226,7 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in (
 )}
 
 DIAGNOSTIC_FIGURES = tuple(f for a in ANALYSES.values() for f in a.figures)
-"""Figure kinds drawn from a further analysis (``results/figures/{outcome}_{kind}.{png,svg}``)."""
+"""Figure kinds drawn from a further analysis (``results/figures/{outcome}/{kind}.{png,svg}``)."""
 FIGURE_KINDS = ("forest", "funnel") + DIAGNOSTIC_FIGURES
 FIGURE_SOURCE = {f: a.name for a in ANALYSES.values() for f in a.figures}
 FIGURE_TITLES = {"forest": "Forest plot", "funnel": "Funnel plot", "loo": "Leave-one-out",
@@ -234,7 +234,7 @@ FIGURE_TITLES = {"forest": "Forest plot", "funnel": "Funnel plot", "loo": "Leave
                  "baujat": "Baujat plot", "gosh": "GOSH plot", "bubble": "Bubble plot"}
 
 DEFAULT_SPEC = {"methods": ["FE", "REML"], "test": "z", "level": 0.95, "pi_method": "metafor",
-                "r": 0.5, "continuity": {"add": 0.5, "to": "only0", "drop00": False},
+                "r": 0.5, "continuity": {"to": "only0", "drop00": False},   # add: metafor's (0.5; 0 for PAS, PFT)
                 "conversion": {"mean": "luo2018", "sd": "shi2020"},
                 "status": list(PRIMARY_STATUSES), "analyses": {"inferred_sensitivity": True}}
 """Built-in settings; ``config.yaml``'s ``defaults`` block and each outcome override them."""

@@ -831,7 +831,7 @@ proportion is configured. Every statistic is checked against R metafor 3.8-1 ref
 <p>Further analyses, run where the outcome has enough studies: leave-one-out and cumulative meta-analysis,
 case-deletion influence diagnostics and the Baujat plot, GOSH, mixed-effects meta-regression, subgroup analyses
 (separate and common τ²) and small-study effects (Egger, Peters, Begg, trim-and-fill; with fewer than 10 studies
-these tests have little power, Cochrane Handbook 10.4.3.1).</p>
+these tests have little power: Sterne et al. 2011; Cochrane Handbook, chapter 13).</p>
 <p>Evidence statuses: the primary pools use numbers that are reported, derived (back-calculated exactly from a
 printed percentage) or secondary (printed by another source). Numbers that rest on an assumption (inferred) enter
 a sensitivity analysis only. Each published estimate was audited: every model the data allow (measures, τ²
@@ -878,6 +878,8 @@ REFERENCES = [
     "generalized linear mixed model. Stat Med 2010;29:3046-3067.",
     "Higgins JPT, Thomas J, et al. (eds). Cochrane Handbook for Systematic Reviews of Interventions, version 6.4, "
     "2023: chapter 10 and 13.",
+    "Sterne JAC, Sutton AJ, Ioannidis JPA, et al. Recommendations for examining and interpreting funnel plot "
+    "asymmetry in meta-analyses of randomised controlled trials. BMJ 2011;343:d4002.",
 ]
 
 

@@ -453,9 +453,14 @@ def _from_target_model(base, analysis, ctx, target, rows, labels, audit) -> Targ
     inferred = [r for r in use if str(r["study"]) in studies and str(r.get("status")) == "inferred"]
     inf_text = [f"{labels.get(str(r['study']), r['study'])} {_counts_text(r)}".strip() for r in inferred]
     who = " + ".join(labels.get(s, s) for s in studies)
-    reason = (f"No model or subset of the public studies matches; {method} {measure} of {who} gives "
-              f"{_fmt(rep['estimate'], measure, base['decimals'])}, "
-              f"{distance_text(worst, base['published_estimate'], base['decimals'], measure)}.")
+    if status == "reproduced":           # the audit could not decide; the target's own model matches
+        if inferred:
+            status = "reproduced_with_inferred"
+        reason = f"{method} {measure} of {who} (the model the target row names) matches."
+    else:
+        reason = (f"No model or subset of the public studies matches; {method} {measure} of {who} gives "
+                  f"{_fmt(rep['estimate'], measure, base['decimals'])}, "
+                  f"{distance_text(worst, base['published_estimate'], base['decimals'], measure)}.")
     if inf_text:
         reason += f" Includes the inferred {', '.join(inf_text)}."
     if audit is not None and audit.nearest:

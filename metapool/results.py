@@ -136,7 +136,7 @@ class Record:
 
     Arrays are declared with :func:`array_field` (float unless a dtype is given); fields typed as
     another record, a tuple of records or ``A | NotRun | None`` are encoded and decoded recursively.
-    ``from_dict(to_dict(x))`` equals ``x`` (tests/test_results.py checks every record type).
+    ``from_dict(to_dict(x))`` equals ``x`` (tests/test_analysis.py checks it on every analysis of a full outcome).
     """
 
     def to_dict(self) -> dict:

@@ -1,7 +1,7 @@
 """Subgroup analysis: a pooled estimate per subgroup and the test for subgroup differences.
 
 Three conventions, as metafor users compute them (Borenstein et al. 2009, ch. 19; Cochrane
-Handbook 10.11.3):
+Handbook version 6.4, section 10.11):
 
 * ``method="FE"``: fixed-effect fits per subgroup; ``Q_between = Q_total - sum Q_within``, which
   equals the omnibus test of the fixed-effects meta-regression on the grouping factor.

@@ -249,6 +249,10 @@ def _check_outcome(config, files, outcome, mine, studies) -> OutcomeSpec:
     akeys = setting_keys(config, outcome, "analyses")
     for name, opts in spec.analyses.items():
         for key, opt in registry.ANALYSES[name].options.items():
+            if opt.required and not opts.get(key):          # e.g. `metareg: true` without moderators
+                where = akeys + [name] if name in _analyses_of(config, outcome) else ["defaults", "analyses", name]
+                _stop(files, where, opts.get(key), f"analyses/{name} needs {key}: "
+                      f"{opt.description} (e.g. {name}: {{{key}: [year]}})")
             if opt.type == "column" and key in opts:
                 need_column(akeys + [name, key], opts[key])
             if opt.type == "columns":
@@ -264,6 +268,12 @@ def _check_outcome(config, files, outcome, mine, studies) -> OutcomeSpec:
               f"a reference proportion applies to single-arm proportions; outcome {outcome!r} uses "
               f"{spec.measure}, whose null value is {registry.MEASURES[spec.measure].null:g}")
     return spec
+
+
+def _analyses_of(config, outcome) -> dict:
+    """The outcome's own ``analyses:`` entry (empty when it only inherits ``defaults``)."""
+    entry = (config.get("outcomes") or {}).get(outcome) or {}
+    return entry.get("analyses") or {} if isinstance(entry, Mapping) else {}
 
 
 def _check_target_subgroups(config, files, outcome, spec, mine, used, targets):

@@ -131,7 +131,7 @@ def test_power_note_and_errors():
     y = np.array([0.1, 0.3, 0.2, 0.5, 0.4])
     v = np.array([0.01, 0.04, 0.02, 0.09, 0.05])
     assert bias.egger_test(y, v).power_note == bias.POWER_NOTE
-    assert "Cochrane Handbook 10.4.3.1" in bias.begg_test(y, v).power_note
+    assert "Sterne et al. 2011" in bias.begg_test(y, v).power_note
     assert bias.trim_and_fill(y, v).to_dict()["power_note"] == bias.POWER_NOTE
     with pytest.raises(ValueError, match="sample size"):
         bias.regression_test(y, v, predictor="ninv")

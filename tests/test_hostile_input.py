@@ -121,6 +121,16 @@ def test_every_option_is_checked_before_any_job(project, where, value, parts):
     refused(project, "config.yaml", *parts, error=ConfigError)
 
 
+@pytest.mark.parametrize("where", ["outcome", "defaults"])
+def test_a_meta_regression_without_moderators_is_refused_before_any_job(project, where):
+    if where == "outcome":
+        edit_config(project, lambda c: c["outcomes"]["treg_abs"].setdefault("analyses", {}).update(metareg=True))
+        refused(project, "key outcomes/treg_abs/analyses/metareg", "needs moderators")
+    else:
+        edit_config(project, lambda c: c["defaults"]["analyses"].update(metareg=True))
+        refused(project, "key defaults/analyses/metareg", "needs moderators")
+
+
 def test_a_key_with_a_final_newline_is_refused(project):
     text = (project / "config.yaml").read_text().replace("\n  fever:\n", '\n  "fever\\n":\n', 1)
     (project / "config.yaml").write_text(text)

@@ -174,6 +174,15 @@ def test_a_match_that_needs_an_inferred_number_is_not_called_reproduced():
     assert plain.k == 1 and plain.status not in ("reproduced", "reproduced_with_inferred")
 
 
+def test_without_an_audit_the_target_model_is_not_called_reproduced_when_it_needs_inferred_rows(monkeypatch):
+    from metapool import reproduce
+
+    monkeypatch.setattr(reproduce, "_audit", lambda *args, **kwargs: None)     # the audit cannot decide
+    (c,) = _ln_like([_target("reported;derived;secondary;inferred")]).reproduction
+    assert c.how == "target model" and c.model == "FE" and c.k == 2
+    assert c.status == "reproduced_with_inferred"
+
+
 def test_the_report_shows_the_inferred_sensitivity_analysis_beside_the_primary_result():
     a = _ln_like()
     html = render_html([a], [], {})

@@ -34,6 +34,13 @@ def stop(message):
 # equal keys and reports errors without a line number.  Precedence is Snakemake's: config.yaml, then
 # --configfile files, then --config values.
 CONFIG_FILES = list(dict.fromkeys(str(f) for f in (workflow.overwrite_configfiles or [])))
+for _extra in CONFIG_FILES:
+    # --configfile files were already loaded by Snakemake's own loader; the same strict, located
+    # checks as config.yaml (duplicate keys, YAML errors, tags, sizes) apply to them here
+    try:
+        read_config(_extra)
+    except ConfigError as exc:
+        stop(f"ConfigError: {exc}")
 if not workflow.modifier.skip_configfile:
     if Path("config.yaml").exists() or not workflow.overwrite_configfiles:
         try:

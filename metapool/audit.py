@@ -1900,6 +1900,7 @@ def add_cli_parser(sub) -> None:
     p.add_argument("--max-n", type=int, default=1000, help="largest remainder total searched (default 1000)")
     p.add_argument("--add-to-all", action="store_true", help="also add 1/2 to every study without zero cells")
     p.add_argument("--no-glmm", action="store_true", help="skip the binomial-normal GLMM (proportions)")
+    p.add_argument("--outcome", help="audit against this outcome's rows (tables with an `outcome` column)")
     p.add_argument("--format", default="md", choices=("json", "md"), help="output format (default md)")
 
 
@@ -1921,7 +1922,15 @@ def cli_main(args) -> int:
         return fail(exc)
     for w in warnings:
         print(f"metapool audit: note: {w}", file=sys.stderr)
-    cols = list(dict.fromkeys(c for r in rows for c in r if c not in ("line",)))
+    outcomes = list(dict.fromkeys(str(r["outcome"]) for r in rows if r.get("outcome")))
+    if args.outcome is not None:
+        if args.outcome not in outcomes:
+            return fail(f"outcome {args.outcome!r} not in the table (have: {', '.join(outcomes) or 'none'})")
+        rows = [r for r in rows if r.get("outcome") == args.outcome]
+    elif len(outcomes) > 1:
+        return fail(f"the table holds {len(outcomes)} outcomes ({', '.join(outcomes[:6])}"
+                    f"{', ...' if len(outcomes) > 6 else ''}); choose the one the estimate pools with --outcome")
+    cols = list(dict.fromkeys(c for r in rows for c in r if c not in ("line", "outcome")))
     table = {c: [r.get(c) for r in rows] for c in cols}
     try:
         res = audit(table, args.estimate, args.ci, decimals=args.decimals, family=args.family, p=args.pvalue,

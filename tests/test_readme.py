@@ -82,18 +82,24 @@ def test_the_profiles_in_the_readme_plan_the_workflow(tmp_path):
     pytest.fail("no local-profile command in the README's 'Running at scale' section")
 
 
-def test_the_command_line_examples_run(tmp_path, capsys):
+@pytest.mark.parametrize("table", ["a three-study table", "the bundled data/raw/proportions.csv"])
+def test_the_command_line_examples_run(tmp_path, capsys, table):
+    """Each `metapool` line of the README's "Command line" section, on a plain table and on the
+    bundled multi-outcome table (pool: every outcome, k = 1 ones included; audit: --outcome)."""
     from metapool.cli import main
 
     (_, text), = [b for b in blocks("Command line") if b[0] == ""]
-    data = tmp_path / "DATA.csv"
-    data.write_text("study,events,total\nHe 2020,16,29\nLUPIL-2,34,50\nHe 2016,36,40\n")
+    if table.startswith("a three"):
+        data, extra = tmp_path / "DATA.csv", []
+        data.write_text("study,events,total\nHe 2020,16,29\nLUPIL-2,34,50\nHe 2016,36,40\n")
+    else:
+        data, extra = ROOT / "data/raw/proportions.csv", ["--outcome", "sri4_wk12"]
     for line in text.splitlines():
         words = re.sub(r"\[[^\]]*\]", "", line).split()          # drop the optional [...] parts
         assert words[0] == "metapool"
         words = [str(data) if w == "DATA.csv" else w for w in words[1:]]
         if words[0] == "audit":
-            words += ["--format", "json", "--no-glmm"]
+            words += ["--format", "json", "--no-glmm", *extra]
         code = main(words)
         out, err = capsys.readouterr()
         assert code == 0, err

@@ -20,28 +20,17 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import timed  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from metapool import audit as audit_mod  # noqa: E402
 from metapool.audit import audit  # noqa: E402
-
-
-def _time(fn, repeat):
-    wall, cpu, out = [], [], None
-    for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(wall), statistics.median(cpu), out
 
 
 def main(argv=None):
@@ -62,23 +51,23 @@ def main(argv=None):
                    for e in res.reproducing)
 
     rows = []
-    w, c, res = _time(lambda: audit(table, *printed), args.repeat)
+    c, w, _, res = timed(lambda: audit(table, *printed), args.repeat, warmup=False)
     rows.append(("all models, one table (k = 16, incl. GLMM)", f"{res.evaluated:,}", "0", w, c))
-    w, c, res = _time(lambda: audit(table, *printed, subsets=True, glmm=False, max_list=10 ** 6), args.repeat)
+    c, w, _, res = timed(lambda: audit(table, *printed, subsets=True, glmm=False, max_list=10 ** 6), args.repeat, warmup=False)
     assert found(res), "k = 16 subset search did not find the generating subset"
     rows.append(("subsets, k = 16 (65,535 subsets), pruning bound", f"{res.evaluated:,}", f"{res.pruned:,}", w, c))
     n_rep = res.n_reproducing
     saved = audit_mod._PRUNE_MIN_ROWS
     audit_mod._PRUNE_MIN_ROWS = 10 ** 9
     try:
-        w, c, full = _time(lambda: audit(table, *printed, subsets=True, glmm=False, max_list=10 ** 6), 1)
+        c, w, _, full = timed(lambda: audit(table, *printed, subsets=True, glmm=False, max_list=10 ** 6), 1, warmup=False)
     finally:
         audit_mod._PRUNE_MIN_ROWS = saved
     assert found(full) and full.n_reproducing == n_rep, "pruned and exhaustive searches disagree"
     rows.append(("subsets, k = 16, exhaustive (no bound; 1 run)", f"{full.evaluated:,}", "0", w, c))
 
     isr = {"study": ["He2020", "He2016"], "events": [9, 5], "total": [29, 40]}
-    w, c, res = _time(lambda: audit(isr, "0.331", missing=True, max_n=1000, missing_detail=None), args.repeat)
+    c, w, _, res = timed(lambda: audit(isr, "0.331", missing=True, max_n=1000, missing_detail=None), args.repeat, warmup=False)
     crude = [m for m in res.missing["models"] if (m["measure"], m["method"], m["vtype"]) == ("PR", "FE", "AV")
              and "none" in [m["cc"]] + m["cc_equivalent"]][0]
     got = {(n, x) for n, lo, hi in crude["by_total"] for x in range(lo, hi + 1)}
@@ -90,8 +79,8 @@ def main(argv=None):
     mc = cases["missing_SMCR_FE_z"]
     mpr = mc["printed"]["3"]
     mtab = {k: [r[k] for r in mc["table"]] for k in mc["table"][0]}
-    w, c, res = _time(lambda: audit(mtab, mpr["estimate"], (mpr["ci_lb"], mpr["ci_ub"]), missing=True,
-                                    missing_detail=None), args.repeat)
+    c, w, _, res = timed(lambda: audit(mtab, mpr["estimate"], (mpr["ci_lb"], mpr["ci_ub"]), missing=True,
+                                    missing_detail=None), args.repeat, warmup=False)
     m = [m for m in res.missing["models"] if (m["measure"], m["method"], m["test"]) == ("SMCR", "FE", "z")][0]
     assert m["n_equivalent_min"] - 1 <= mc["hidden"]["n"] <= m["n_equivalent_max"] + 1, m["summary"]
     rows.append(("missing study, pre/post (SMCR, SMCC, MC), region in (effect, SE)",

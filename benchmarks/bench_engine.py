@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from timing import timed  # benchmarks/timing.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,19 +57,6 @@ def simulate(k: int, b: int = 1, seed: int = SEED) -> tuple[np.ndarray, np.ndarr
     vi = rng.uniform(0.01, 0.2, (b, k))
     yi = 0.3 + rng.normal(0, 0.3, (b, k)) + rng.normal(0, np.sqrt(vi))
     return yi, vi
-
-
-def timed(func, repeat: int) -> tuple[float, float, float, object]:
-    """Median CPU and wall seconds of ``repeat`` calls (after one untimed warm-up call when
-    ``repeat`` > 1), the minimum wall time, and the last result."""
-    out = func() if repeat > 1 else None
-    cpu, wall = [], []
-    for _ in range(repeat):
-        c0, w0 = time.process_time(), time.perf_counter()
-        out = func()
-        wall.append(time.perf_counter() - w0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(cpu), statistics.median(wall), min(wall), out
 
 
 def rel_diff(a, b) -> float:

@@ -1236,37 +1236,16 @@ def _nearest(coll, describe):
 _RAW_CONT = ("MD", "MC", "GEN")
 
 
-def _remainder_effects(kind, measure, cc, remainder, r):
-    """escalc of the candidate remainder rows (each its own one-study table): yi, vi, ni, ok."""
-    from .effects import escalc
+def _proportion_remainders(measure, cc, x, n):
+    """Effect sizes of the candidate remainder rows (``x`` events of ``n``), each its own one-study
+    table, so ``only0`` corrects exactly the rows with 0 or n events: yi, vi, ni, ok (NaN where
+    not estimable).  The grid has tens of thousands of rows: straight to escalc's arithmetic."""
+    from .effects import proportion_effects
 
-    size = len(next(iter(remainder.values())))
-    if kind == "proportion":      # straight to the arithmetic: the grid has tens of thousands of rows
-        from .effects import proportion_effects
-
-        add, to = (0.0, "none") if cc == "none" else (0.5, cc)
-        x, n = (np.asarray(remainder[c], dtype=float) for c in ("events", "total"))
-        yi, vi, _ = proportion_effects(measure, x, n, add=add, to=to)
-        ok = np.isfinite(yi) & np.isfinite(vi) & (vi > 0)
-        return np.where(ok, yi, np.nan), np.where(ok, vi, np.nan), n.copy(), ok
-    cols = dict(remainder, study=np.arange(size))
-    if kind in _COUNT_KINDS:
-        add, to = (0.0, "none") if cc == "none" else (0.5, cc)
-        es = escalc(measure, cols, add=add, to=to, kind=kind)
-    else:
-        es = escalc(measure, cols, r=r, kind=kind)
-    idx = np.asarray(es.study, dtype=np.int64)   # the labels are the row numbers
-    yi, vi, ni = np.full(size, np.nan), np.full(size, np.nan), np.full(size, np.nan)
-    yi[idx], vi[idx] = es.yi, es.vi
-    if es.ni is not None:
-        ni[idx] = es.ni
-    return yi, vi, ni, np.isfinite(yi) & np.isfinite(vi) & (vi > 0)
-
-
-def _rem_cached(cache, kind, measure, cc, grid, r):
-    if (measure, cc) not in cache:
-        cache[(measure, cc)] = _remainder_effects(kind, measure, cc, grid, r)
-    return cache[(measure, cc)]
+    add, to = (0.0, "none") if cc == "none" else (0.5, cc)
+    yi, vi, _ = proportion_effects(measure, x, n, add=add, to=to)
+    ok = np.isfinite(yi) & np.isfinite(vi) & (vi > 0)
+    return np.where(ok, yi, np.nan), np.where(ok, vi, np.nan), n.copy(), ok
 
 
 def _missing_blocks(sv, rem, public_zero, add_to_all=False, chunk=65536):
@@ -1341,13 +1320,7 @@ def _search_missing(kind, cols, study, variants, printed, boxes, level, max_n, r
             else:
                 key = (sv.measure, sv.cc)
                 if key not in cache:
-                    if sv.cc == "only0":   # one-study tables: only0 corrects exactly the zero rows
-                        a, b = _rem_cached(cache, kind, sv.measure, "none", grid, r), \
-                            _rem_cached(cache, kind, sv.measure, "all", grid, r)
-                        z_ = rem["zero"]
-                        cache[key] = tuple(np.where(z_, bb, aa) for aa, bb in zip(a, b))
-                    else:
-                        _rem_cached(cache, kind, sv.measure, sv.cc, grid, r)
+                    cache[key] = _proportion_remainders(sv.measure, sv.cc, x, n)
                 yi, vi, ni, ok = cache[key]
                 rem.update(yi=yi, vi=vi, ni=ni, ok=ok)
             param, g = "events,total", grid

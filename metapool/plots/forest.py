@@ -821,14 +821,7 @@ def _wrap_whole(text: str, width: float, size: float, fstyle: str = "normal") ->
             continue
         if cur:
             lines.append(cur)
-        cur = ""
-        for word in piece.split():          # a part too wide on its own: by words
-            trial = f"{cur} {word}" if cur else word
-            if cur and not fits(trial):
-                lines.append(cur)
-                cur = word
-            else:
-                cur = trial
+        cur = style.fill_words(piece.split(), fits, lines)      # a part too wide on its own: by words
     if cur:
         lines.append(cur)
     return lines

@@ -129,17 +129,24 @@ def truncate_middle(text: str, max_width: float, size: float = FONT_SIZE, weight
     return head[:lo].rstrip() + "\u2026 " + tail
 
 
-def wrap(text: str, max_width: float, size: float = SMALL_SIZE, style: str = "normal",
-         weight: str = "normal") -> list:
-    """Greedy word wrap by measured width; returns the lines."""
-    lines, cur = [], ""
-    for word in str(text).split():
+def fill_words(words, fits, lines: list, cur: str = "") -> str:
+    """Greedy fill: append ``words`` to the open line ``cur``, moving full lines (``fits(line)``
+    False for the next word) to ``lines``; returns the line still open."""
+    for word in words:
         trial = f"{cur} {word}" if cur else word
-        if cur and text_width(trial, size, weight, style) > max_width:
+        if cur and not fits(trial):
             lines.append(cur)
             cur = word
         else:
             cur = trial
+    return cur
+
+
+def wrap(text: str, max_width: float, size: float = SMALL_SIZE, style: str = "normal",
+         weight: str = "normal") -> list:
+    """Greedy word wrap by measured width; returns the lines."""
+    lines: list = []
+    cur = fill_words(str(text).split(), lambda s: text_width(s, size, weight, style) <= max_width, lines)
     if cur:
         lines.append(cur)
     return [truncate(ln, max_width, size, weight, style) for ln in lines]
